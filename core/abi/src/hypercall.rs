@@ -1,0 +1,115 @@
+//! Hypercall numbers, register convention and error codes.
+//!
+//! Register convention (KVM's): the call number in RAX, arguments in RBX, RCX, RDX, RSI;
+//! the result in RAX. A result `>= 0` is success; a negative result is an [`Error`].
+//! No other register changes. Transport on plain SVM: the 3-byte `VMMCALL` instruction.
+
+/// Hypercall numbers. Frozen once released: numbers are never reused.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// Write bytes to the appliance console. RBX = GPA, RCX = length (at most
+    /// [`CONSOLE_WRITE_MAX`]); the buffer must lie entirely in one shared region.
+    /// Returns the number of bytes written.
+    ConsoleWrite = 1,
+    /// Stop the workload. RBX = status (the low 32 bits are reported). Does not return.
+    Exit = 2,
+}
+
+/// Largest CONSOLE_WRITE accepted in one call, in bytes.
+pub const CONSOLE_WRITE_MAX: u64 = 4096;
+
+/// Length of the `VMMCALL` instruction, the SVM transport.
+pub const VMMCALL_LEN: u64 = 3;
+
+impl Call {
+    pub const ALL: [Call; 2] = [Call::ConsoleWrite, Call::Exit];
+
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        match raw {
+            1 => Some(Self::ConsoleWrite),
+            2 => Some(Self::Exit),
+            _ => None,
+        }
+    }
+
+    /// The bit for this call in `BootInfo::allowed_calls`.
+    pub const fn mask(self) -> u64 {
+        1 << (self as u64)
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ConsoleWrite => "console_write",
+            Self::Exit => "exit",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// Errors, returned in RAX as their negative value.
+#[repr(i64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The call number is not defined by this ABI version.
+    UnknownCall = -1,
+    /// An argument is out of range (length too large, range wraps, ...).
+    InvalidArgument = -2,
+    /// A buffer is not entirely inside one shared memory region.
+    NotShared = -3,
+    /// The configuration does not allow this workload to make this call.
+    Denied = -4,
+}
+
+impl Error {
+    pub const fn from_raw(raw: i64) -> Option<Self> {
+        match raw {
+            -1 => Some(Self::UnknownCall),
+            -2 => Some(Self::InvalidArgument),
+            -3 => Some(Self::NotShared),
+            -4 => Some(Self::Denied),
+            _ => None,
+        }
+    }
+
+    /// The value placed in RAX.
+    pub const fn to_rax(self) -> u64 {
+        self as i64 as u64
+    }
+}
+
+/// Decodes RAX after a hypercall into a value or an error.
+pub fn decode_result(rax: u64) -> Result<u64, Result<Error, i64>> {
+    let signed = rax as i64;
+    if signed >= 0 {
+        Ok(rax)
+    } else {
+        Err(Error::from_raw(signed).ok_or(signed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_call_round_trips_through_its_number_and_name() {
+        for call in Call::ALL {
+            assert_eq!(Call::from_raw(call as u64), Some(call));
+            assert_eq!(Call::from_name(call.name()), Some(call));
+        }
+        assert_eq!(Call::from_raw(0), None);
+        assert_eq!(Call::from_raw(u64::MAX), None);
+        assert_eq!(Call::from_name("reboot"), None);
+    }
+
+    #[test]
+    fn results_decode_into_values_and_errors() {
+        assert_eq!(decode_result(5), Ok(5));
+        assert_eq!(decode_result(Error::NotShared.to_rax()), Err(Ok(Error::NotShared)));
+        assert_eq!(decode_result(-99i64 as u64), Err(Err(-99)));
+    }
+}

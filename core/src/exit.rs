@@ -1,0 +1,55 @@
+//! Why the workload stopped running: the arch-neutral decoding of a VM exit.
+
+/// The kind of memory access that faulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Access {
+    Read,
+    Write,
+    Execute,
+}
+
+impl Access {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Execute => "execute",
+        }
+    }
+}
+
+/// One VM exit, decoded by the backend. Instruction lengths travel with the exit because
+/// only the backend knows them (the instruction that trapped differs per vendor, and
+/// some CPUs do not report the next RIP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Exit {
+    /// A second-level (nested) page fault at `gpa`.
+    NestedPageFault {
+        gpa: u64,
+        access: Access,
+        /// The second-level entry was present: a permission fault, not a missing page.
+        present: bool,
+    },
+    /// The workload asked for a hypercall (number and arguments in its registers).
+    Hypercall { insn_len: u64 },
+    /// Port I/O. For writes the value is in RAX; reads return their value in RAX.
+    Io { port: u16, size: u8, write: bool, string: bool, next_rip: u64 },
+    /// HLT with interrupts intercepted.
+    Hlt,
+    /// Triple fault: the workload's CPU shut down.
+    Shutdown,
+    /// CPUID; leaf in EAX, subleaf in ECX.
+    Cpuid { insn_len: u64 },
+    /// RDMSR (`write == false`) or WRMSR; index in ECX, value in EDX:EAX.
+    Msr { write: bool, insn_len: u64 },
+    /// A physical interrupt arrived while the workload ran.
+    Interrupt,
+    /// A non-maskable interrupt arrived while the workload ran.
+    Nmi,
+    /// The CPU refused to enter the workload: its state is invalid.
+    VmrunFailed { code: u64 },
+    /// An exit the backend does not decode.
+    Unknown { code: u64, info1: u64, info2: u64 },
+}

@@ -1,0 +1,21 @@
+//! What the VM needs from the board it runs on.
+
+use crate::mmu::TableMemory;
+
+/// CPUID output registers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuidResult {
+    pub eax: u32,
+    pub ebx: u32,
+    pub ecx: u32,
+    pub edx: u32,
+}
+
+pub trait Host: TableMemory {
+    /// The hypervisor's view of the 4 KiB host frame at `pa`.
+    fn frame(&mut self, pa: u64) -> &mut [u8; 4096];
+    /// Append workload console output to the appliance console.
+    fn console_write(&mut self, bytes: &[u8]);
+    /// The host CPU's CPUID, the base the workload's view is filtered from.
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult;
+}

@@ -1,0 +1,101 @@
+//! Launch: place the workload image, boot info and initial page tables in private
+//! memory. Only those pages are touched; the rest of memory is populated on demand, so
+//! launch cost does not grow with memory size.
+
+use crate::elf::ElfImage;
+use crate::host::Host;
+use crate::mmu::PteFormat;
+use crate::stop::Stop;
+use crate::vcpu::EntryState;
+use crate::vm::{FaultError, Vm};
+use cloister_abi::boot::{self, BootInfo, MemoryRegion, BOOT_INFO_MAGIC, MAX_REGIONS, NAME_LEN};
+use cloister_abi::{ABI_VERSION, MemoryKind};
+
+const PAGE: u64 = 4096;
+const PRESENT: u64 = 1;
+const WRITABLE: u64 = 1 << 1;
+const HUGE: u64 = 1 << 7;
+
+impl<F: PteFormat> Vm<F> {
+    /// Load `image` and prepare the boot state; returns where the workload starts.
+    pub fn launch(&mut self, image: &[u8], host: &mut impl Host) -> Result<EntryState, Stop> {
+        let boot_area = self.slot_containing(0, boot::IMAGE_MIN_GPA);
+        if boot_area.is_none_or(|s| s.kind() != MemoryKind::Private) {
+            return Err(Stop::NoBootArea);
+        }
+        let elf = ElfImage::parse(image).map_err(|error| Stop::BadImage { error })?;
+        for segment in elf.segments() {
+            let segment = segment.map_err(|error| Stop::BadImage { error })?;
+            self.check_image_range(segment.gpa, segment.mem_size)?;
+            self.write(segment.gpa, segment.data, host)?;
+        }
+        self.check_image_range(elf.entry, 1)?;
+        self.write(boot::BOOT_INFO_GPA, &self.boot_info().to_bytes(), host)?;
+        self.write_identity_map(host)?;
+        Ok(EntryState {
+            rip: elf.entry,
+            rsp: boot::STACK_TOP_GPA,
+            rdi: boot::BOOT_INFO_GPA,
+            cr3: boot::PAGE_TABLES_GPA,
+        })
+    }
+
+    fn check_image_range(&self, gpa: u64, size: u64) -> Result<(), Stop> {
+        let private = self.slot_containing(gpa, size).is_some_and(|s| s.kind() == MemoryKind::Private);
+        if gpa < boot::IMAGE_MIN_GPA || !private {
+            return Err(Stop::ImageOutsideMemory { gpa, size });
+        }
+        Ok(())
+    }
+
+    fn boot_info(&self) -> BootInfo {
+        let mut info = BootInfo {
+            magic: BOOT_INFO_MAGIC,
+            abi_version: ABI_VERSION,
+            region_count: 0,
+            allowed_calls: self.allowed_calls,
+            name: [0; NAME_LEN],
+            regions: [MemoryRegion::EMPTY; MAX_REGIONS],
+        };
+        info.name[..self.name.len()].copy_from_slice(self.name.as_bytes());
+        for (entry, slot) in info.regions.iter_mut().zip(&self.slots) {
+            *entry = slot.region();
+            info.region_count += 1;
+        }
+        info.regions[..info.region_count as usize].sort_unstable_by_key(|r| r.gpa);
+        info
+    }
+
+    /// PML4 -> one PDPT of 1 GiB pages covering [0, 512 GiB).
+    fn write_identity_map(&mut self, host: &mut impl Host) -> Result<(), Stop> {
+        let pml4 = boot::PAGE_TABLES_GPA;
+        let pdpt = pml4 + PAGE;
+        self.write(pml4, &(pdpt | PRESENT | WRITABLE).to_le_bytes(), host)?;
+        let mut table = [0u8; PAGE as usize];
+        for (i, entry) in table.chunks_exact_mut(8).enumerate() {
+            let gib = (i as u64) << 30;
+            entry.copy_from_slice(&(gib | PRESENT | WRITABLE | HUGE).to_le_bytes());
+        }
+        self.write(pdpt, &table, host)
+    }
+
+    /// Copy `data` into private memory at `gpa`, populating pages as needed.
+    fn write(&mut self, gpa: u64, data: &[u8], host: &mut impl Host) -> Result<(), Stop> {
+        let mut done = 0;
+        while done < data.len() {
+            let at = gpa + done as u64;
+            let fresh = self.is_unmapped(at, host);
+            let pa = self.fault_in(at, host).map_err(|e| match e {
+                FaultError::Outside => Stop::ImageOutsideMemory { gpa: at, size: 1 },
+                FaultError::OutOfMemory => Stop::OutOfMemory { gpa: at },
+                FaultError::Mmu(error) => Stop::Mmu { error, gpa: at },
+            })?;
+            self.stats.launch_pages += u64::from(fresh);
+            let offset = (at % PAGE) as usize;
+            let n = (data.len() - done).min(PAGE as usize - offset);
+            host.frame(pa)[offset..offset + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+//! Cloister's arch-neutral core: the VM and its run loop, memslots, the second-level MMU
+//! engine, exit handling and hypercall dispatch.
+//!
+//! Nothing here names a vendor: backends implement [`vcpu::Vcpu`] and
+//! [`mmu::PteFormat`], the board implements [`host::Host`]. Everything builds and is
+//! tested on the host with plain `cargo test`.
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod cpuid;
+pub mod elf;
+pub mod exit;
+pub mod host;
+pub mod hypercall;
+pub mod launch;
+pub mod memslot;
+pub mod mmu;
+pub mod stop;
+pub mod vcpu;
+pub mod vm;
+
+#[cfg(test)]
+mod testing;
+
+pub use exit::{Access, Exit};
+pub use stop::Stop;
+pub use vm::{Stats, Vm};
+#[cfg(test)]
+mod vm_tests;

@@ -1,0 +1,75 @@
+//! Why a workload stopped for good.
+
+use crate::elf::ElfError;
+use crate::exit::Access;
+use crate::mmu::MmuError;
+use core::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The workload called EXIT.
+    Exited { status: u32 },
+    /// Triple fault: an exception the workload could not handle.
+    TripleFault { rip: u64 },
+    /// The workload touched a GPA that is not in its memory map.
+    OutsideMemory { gpa: u64, access: Access, rip: u64 },
+    /// The pool backing `gpa` has no free frame left.
+    OutOfMemory { gpa: u64 },
+    /// HLT with nothing that could wake the workload.
+    Halted { rip: u64 },
+    /// The CPU refused the workload's state on entry.
+    VmrunFailed { code: u64 },
+    /// The workload used something Cloister does not emulate.
+    Unsupported { what: &'static str, rip: u64 },
+    /// An exit the backend could not decode.
+    UnknownExit { code: u64, info1: u64, info2: u64, rip: u64 },
+    /// The workload image could not be loaded.
+    BadImage { error: ElfError },
+    /// The first 2 MiB of guest-physical space (boot info, page tables, stack) is not
+    /// private memory.
+    NoBootArea,
+    /// The image does not fit the workload's memory map.
+    ImageOutsideMemory { gpa: u64, size: u64 },
+    /// A hypervisor-side page-table failure (table budget spent, inconsistent entry).
+    Mmu { error: MmuError, gpa: u64 },
+}
+
+impl Stop {
+    /// The workload ended by itself with status 0.
+    pub fn is_clean(&self) -> bool {
+        matches!(self, Self::Exited { status: 0 })
+    }
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Exited { status } => write!(f, "exited {status}"),
+            Self::TripleFault { rip } => write!(f, "stopped: triple fault (shutdown) at rip={rip:#x}"),
+            Self::OutsideMemory { gpa, access, rip } => write!(
+                f,
+                "stopped: {} access outside its memory at gpa={gpa:#x} (rip={rip:#x})",
+                access.name()
+            ),
+            Self::OutOfMemory { gpa } => write!(f, "stopped: out of memory backing gpa={gpa:#x}"),
+            Self::Halted { rip } => write!(f, "stopped: halted with interrupts off at rip={rip:#x}"),
+            Self::VmrunFailed { code } => write!(f, "stopped: VM entry failed (exit code {code:#x})"),
+            Self::Unsupported { what, rip } => write!(f, "stopped: unsupported {what} at rip={rip:#x}"),
+            Self::UnknownExit { code, info1, info2, rip } => write!(
+                f,
+                "stopped: unhandled exit {code:#x} (info1={info1:#x} info2={info2:#x}) at rip={rip:#x}"
+            ),
+            Self::BadImage { error } => write!(f, "not launched: bad image: {}", error.describe()),
+            Self::NoBootArea => write!(
+                f,
+                "not launched: guest-physical [0, {:#x}) must be private memory (boot info, page tables, stack)",
+                cloister_abi::boot::IMAGE_MIN_GPA
+            ),
+            Self::ImageOutsideMemory { gpa, size } => write!(
+                f,
+                "not launched: image segment gpa={gpa:#x} size={size:#x} is not inside private memory above the boot area"
+            ),
+            Self::Mmu { error, gpa } => write!(f, "stopped: page-table error {error:?} at gpa={gpa:#x}"),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Host-side doubles for core's traits: memory, entry format and a scripted vCPU.
+
+use crate::exit::Exit;
+use crate::host::{CpuidResult, Host};
+use crate::mmu::{ENTRIES, PageSize, Perms, PteFormat, TableMemory};
+use crate::vcpu::{Regs, Vcpu};
+use std::boxed::Box;
+use std::collections::{BTreeMap, VecDeque};
+use std::vec::Vec;
+
+/// Table pages live at fake physical addresses from here up.
+const TABLE_BASE: u64 = 0x7000_0000_0000;
+
+pub struct FakeHost {
+    tables: Vec<Box<[u64; ENTRIES]>>,
+    table_budget: usize,
+    frames: BTreeMap<u64, Box<[u8; 4096]>>,
+    pub console: Vec<u8>,
+}
+
+impl FakeHost {
+    pub fn new(table_budget: usize) -> Self {
+        Self { tables: Vec::new(), table_budget, frames: BTreeMap::new(), console: Vec::new() }
+    }
+
+    pub fn tables_allocated(&self) -> usize {
+        self.tables.len()
+    }
+
+    pub fn console_text(&self) -> &str {
+        std::str::from_utf8(&self.console).unwrap()
+    }
+}
+
+impl TableMemory for FakeHost {
+    fn alloc_table(&mut self) -> Option<u64> {
+        if self.tables.len() == self.table_budget {
+            return None;
+        }
+        self.tables.push(Box::new([0; ENTRIES]));
+        Some(TABLE_BASE + (self.tables.len() as u64 - 1) * 4096)
+    }
+
+    fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
+        &mut self.tables[((pa - TABLE_BASE) / 4096) as usize]
+    }
+}
+
+impl Host for FakeHost {
+    fn frame(&mut self, pa: u64) -> &mut [u8; 4096] {
+        assert_eq!(pa % 4096, 0);
+        assert!(pa < TABLE_BASE, "table page used as a data frame");
+        // Fresh frames hold garbage so tests see whether the VM scrubs them.
+        self.frames.entry(pa).or_insert_with(|| Box::new([0xa5; 4096]))
+    }
+
+    fn console_write(&mut self, bytes: &[u8]) {
+        self.console.extend_from_slice(bytes);
+    }
+
+    fn cpuid(&self, leaf: u32, _subleaf: u32) -> CpuidResult {
+        CpuidResult { eax: leaf, ebx: !0, ecx: !0, edx: !0 }
+    }
+}
+
+/// A plain format: bit 0 present, bit 7 huge, bits 12..52 the address.
+pub struct TestFormat;
+
+impl PteFormat for TestFormat {
+    fn table(pa: u64) -> u64 {
+        pa | 1
+    }
+    fn leaf(pa: u64, size: PageSize, _perms: Perms) -> u64 {
+        pa | 1 | if size == PageSize::Size2M { 1 << 7 } else { 0 }
+    }
+    fn is_present(pte: u64) -> bool {
+        pte & 1 != 0
+    }
+    fn is_huge(pte: u64) -> bool {
+        pte & (1 << 7) != 0
+    }
+    fn address(pte: u64) -> u64 {
+        pte & 0x000f_ffff_ffff_f000
+    }
+}
+
+type Step = Box<dyn FnMut(&mut Regs) -> Exit>;
+
+/// A vCPU that plays a script: each `run` performs the next step on the registers.
+#[derive(Default)]
+pub struct ScriptedVcpu {
+    pub regs: Regs,
+    steps: VecDeque<Step>,
+    pub injected: Vec<(u8, Option<u32>)>,
+}
+
+impl ScriptedVcpu {
+    pub fn step(mut self, f: impl FnMut(&mut Regs) -> Exit + 'static) -> Self {
+        self.steps.push_back(Box::new(f));
+        self
+    }
+}
+
+impl Vcpu for ScriptedVcpu {
+    fn run(&mut self) -> Exit {
+        let mut step = self.steps.pop_front().expect("the VM ran past the end of the script");
+        step(&mut self.regs)
+    }
+    fn regs(&self) -> &Regs {
+        &self.regs
+    }
+    fn regs_mut(&mut self) -> &mut Regs {
+        &mut self.regs
+    }
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        self.injected.push((vector, error_code));
+    }
+}

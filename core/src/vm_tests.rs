@@ -1,0 +1,214 @@
+//! The VM's launch and exit handling, driven by scripted vCPUs on a fake host.
+
+use crate::elf::tests::build_elf;
+use crate::exit::{Access, Exit};
+use crate::host::Host;
+use crate::memslot::SlotSpec;
+use crate::stop::Stop;
+use crate::testing::{FakeHost, ScriptedVcpu, TestFormat};
+use crate::vcpu::vector;
+use crate::vm::{Vm, VmSpec};
+use cloister_abi::boot::{self, BOOT_INFO_MAGIC};
+use cloister_abi::{Call, Error, MemoryKind};
+
+const PRIVATE_HOST: u64 = 0x100_0000;
+const SHARED_GPA: u64 = 0x4000_0000;
+const SHARED_HOST: u64 = 0x800_0000;
+const ALL_CALLS: u64 = !0;
+
+fn slots(private_size: u64) -> [SlotSpec; 2] {
+    [
+        SlotSpec { gpa: 0, size: private_size, kind: MemoryKind::Private, host_base: PRIVATE_HOST },
+        SlotSpec { gpa: SHARED_GPA, size: 0x20_0000, kind: MemoryKind::Shared, host_base: SHARED_HOST },
+    ]
+}
+
+fn vm(host: &mut FakeHost, private_size: u64, allowed_calls: u64) -> Vm<TestFormat> {
+    let slots = slots(private_size);
+    Vm::new(&VmSpec { name: "t", slots: &slots, allowed_calls }, host).unwrap()
+}
+
+fn hypercall(call: u64, rbx: u64, rcx: u64) -> impl FnMut(&mut crate::vcpu::Regs) -> Exit {
+    move |regs| {
+        regs.rax = call;
+        regs.rbx = rbx;
+        regs.rcx = rcx;
+        Exit::Hypercall { insn_len: 3 }
+    }
+}
+
+fn exit_with(status: u64) -> impl FnMut(&mut crate::vcpu::Regs) -> Exit {
+    hypercall(Call::Exit as u64, status, 0)
+}
+
+fn read_u64(vm: &mut Vm<TestFormat>, host: &mut FakeHost, gpa: u64) -> u64 {
+    let pa = vm.fault_in(gpa, host).ok().unwrap();
+    let at = (gpa % 4096) as usize;
+    u64::from_le_bytes(host.frame(pa)[at..at + 8].try_into().unwrap())
+}
+
+#[test]
+fn launch_loads_image_boot_info_and_identity_map() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, 0b110);
+    let elf = build_elf(0x20_0008, 0x20_0000, &0x1122_3344_5566_7788u64.to_le_bytes(), 0x10_0000);
+    let entry = vm.launch(&elf, &mut host).unwrap();
+    assert_eq!((entry.rip, entry.rsp, entry.rdi, entry.cr3), (0x20_0008, 0x20_0000, 0x1000, 0x2000));
+    assert_eq!(read_u64(&mut vm, &mut host, 0x20_0000), 0x1122_3344_5566_7788);
+    assert_eq!(read_u64(&mut vm, &mut host, boot::BOOT_INFO_GPA), BOOT_INFO_MAGIC);
+    assert_eq!(read_u64(&mut vm, &mut host, boot::BOOT_INFO_GPA + 16), 0b110, "allowed calls");
+    assert_eq!(read_u64(&mut vm, &mut host, 0x2000), 0x3000 | 0b11);
+    assert_eq!(read_u64(&mut vm, &mut host, 0x3000 + 8 * 5), (5 << 30) | 0x83);
+    // Image page, boot info, PML4, PDPT: the .bss tail was not touched.
+    assert_eq!(vm.stats().launch_pages, 4);
+}
+
+#[test]
+fn pin_08_launch_populates_the_same_pages_whatever_the_memory_size() {
+    let elf = build_elf(0x20_0000, 0x20_0000, &[0x90; 10_000], 0x100_0000);
+    let pages = |size| {
+        let mut host = FakeHost::new(64);
+        let mut vm = vm(&mut host, size, ALL_CALLS);
+        vm.launch(&elf, &mut host).unwrap();
+        vm.stats().launch_pages
+    };
+    assert_eq!(pages(64 << 20), pages(2 << 30));
+}
+
+#[test]
+fn launch_refuses_images_outside_private_memory() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    let low = build_elf(0x1000, 0x1000, b"x", 1);
+    assert_eq!(vm.launch(&low, &mut host), Err(Stop::ImageOutsideMemory { gpa: 0x1000, size: 1 }));
+    let shared = build_elf(SHARED_GPA, SHARED_GPA, b"x", 1);
+    assert!(matches!(vm.launch(&shared, &mut host), Err(Stop::ImageOutsideMemory { .. })));
+    assert!(matches!(vm.launch(b"not an elf", &mut host), Err(Stop::BadImage { .. })));
+}
+
+#[test]
+fn first_touch_maps_a_zeroed_frame_and_later_touches_reuse_it() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    let mut vcpu = ScriptedVcpu::default()
+        .step(|_| Exit::NestedPageFault { gpa: 0x30_0123, access: Access::Write, present: false })
+        .step(exit_with(0));
+    assert_eq!(vm.run(&mut vcpu, &mut host), Stop::Exited { status: 0 });
+    let pa = vm.fault_in(0x30_0000, &mut host).ok().unwrap();
+    assert!(host.frame(pa).iter().all(|&b| b == 0), "scrubbed before use");
+    assert_eq!(vm.fault_in(0x30_0fff, &mut host).ok(), Some(pa));
+    assert_eq!((vm.stats().npf, vm.stats().exits, vm.stats().hypercalls), (1, 2, 1));
+}
+
+#[test]
+fn an_access_outside_the_memory_map_stops_the_workload_with_the_gpa() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    let mut vcpu = ScriptedVcpu::default().step(|regs| {
+        regs.rip = 0x20_0042;
+        Exit::NestedPageFault { gpa: 0x1_0000_0000, access: Access::Read, present: false }
+    });
+    let stop = vm.run(&mut vcpu, &mut host);
+    assert_eq!(stop, Stop::OutsideMemory { gpa: 0x1_0000_0000, access: Access::Read, rip: 0x20_0042 });
+    assert!(std::format!("{stop}").contains("gpa=0x100000000"));
+}
+
+#[test]
+fn running_out_of_page_tables_stops_cleanly_and_keeps_the_frame() {
+    // Root only: the first fault needs three more tables.
+    let mut host = FakeHost::new(1);
+    let mut vm = vm(&mut host, 0x2000, ALL_CALLS);
+    let mut vcpu = ScriptedVcpu::default()
+        .step(|_| Exit::NestedPageFault { gpa: 0x1000, access: Access::Write, present: false });
+    let stop = vm.run(&mut vcpu, &mut host);
+    assert!(matches!(stop, Stop::Mmu { gpa: 0x1000, .. }), "{stop:?}");
+    // The frame allocated for the failed mapping went back to the pool: both frames of
+    // the 2-page slot can still be handed out.
+    let crate::memslot::Backing::Private(pool) = &mut vm.slots[0].backing else { unreachable!() };
+    assert_eq!(pool.free_frames(), 2);
+}
+
+#[test]
+fn console_write_prefixes_lines_and_requires_shared_memory() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    let msg = b"hello\nwor";
+    host.frame(SHARED_HOST + 0x1000)[0xffc..].copy_from_slice(&msg[..4]);
+    host.frame(SHARED_HOST + 0x2000)[..5].copy_from_slice(&msg[4..]);
+    const CONSOLE: u64 = Call::ConsoleWrite as u64;
+    let mut vcpu = ScriptedVcpu::default()
+        .step(hypercall(CONSOLE, SHARED_GPA + 0x1ffc, 9))
+        .step(|regs| {
+            assert_eq!(regs.rax, 9, "bytes written");
+            hypercall(CONSOLE, 0x20_0000, 4)(regs)
+        })
+        .step(|regs| {
+            assert_eq!(regs.rax, Error::NotShared.to_rax(), "private buffer refused");
+            hypercall(CONSOLE, SHARED_GPA + 0x1f_fff0, 0x20)(regs)
+        })
+        .step(|regs| {
+            assert_eq!(regs.rax, Error::NotShared.to_rax(), "buffer running off the region");
+            hypercall(CONSOLE, SHARED_GPA, 4097)(regs)
+        })
+        .step(|regs| {
+            assert_eq!(regs.rax, Error::InvalidArgument.to_rax());
+            hypercall(0xdead, 0, 0)(regs)
+        })
+        .step(|regs| {
+            assert_eq!(regs.rax, Error::UnknownCall.to_rax());
+            assert_eq!(regs.rip, 15, "every hypercall skipped its instruction");
+            exit_with(7)(regs)
+        });
+    assert_eq!(vm.run(&mut vcpu, &mut host), Stop::Exited { status: 7 });
+    assert_eq!(host.console_text(), "[t] hello\n[t] wor");
+}
+
+#[test]
+fn calls_outside_the_allowed_set_are_denied() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, Call::Exit.mask());
+    let mut vcpu = ScriptedVcpu::default()
+        .step(hypercall(Call::ConsoleWrite as u64, SHARED_GPA, 1))
+        .step(|regs| {
+            assert_eq!(regs.rax, Error::Denied.to_rax());
+            exit_with(0)(regs)
+        });
+    assert!(vm.run(&mut vcpu, &mut host).is_clean());
+    assert!(host.console.is_empty());
+}
+
+#[test]
+fn port_reads_float_high_msrs_raise_gp_and_cpuid_is_filtered() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    let mut vcpu = ScriptedVcpu::default()
+        .step(|regs| {
+            regs.rax = 0x1234_5678_9abc_def0;
+            Exit::Io { port: 0x60, size: 1, write: false, string: false, next_rip: 0x10 }
+        })
+        .step(|regs| {
+            assert_eq!((regs.rax, regs.rip), (0x1234_5678_9abc_deff, 0x10));
+            Exit::Msr { write: false, insn_len: 2 }
+        })
+        .step(|regs| {
+            regs.rax = 0x8000_0001;
+            Exit::Cpuid { insn_len: 2 }
+        })
+        .step(|regs| {
+            assert_eq!(regs.rcx & (1 << 2), 0, "SVM hidden");
+            assert_eq!(regs.rip, 0x12);
+            Exit::Hlt
+        });
+    assert_eq!(vm.run(&mut vcpu, &mut host), Stop::Halted { rip: 0x12 });
+    assert_eq!(vcpu.injected, [(vector::GP, Some(0))]);
+}
+
+#[test]
+fn failed_entry_and_unknown_exits_stop_with_their_codes() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    let mut vcpu = ScriptedVcpu::default().step(|_| Exit::VmrunFailed { code: 0xffff_ffff });
+    assert_eq!(vm.run(&mut vcpu, &mut host), Stop::VmrunFailed { code: 0xffff_ffff });
+    let mut vcpu = ScriptedVcpu::default().step(|_| Exit::Unknown { code: 0x8d, info1: 1, info2: 2 });
+    assert_eq!(vm.run(&mut vcpu, &mut host), Stop::UnknownExit { code: 0x8d, info1: 1, info2: 2, rip: 0 });
+}
