@@ -59,15 +59,15 @@ impl fmt::Display for Stop {
                 f,
                 "stopped: unhandled exit {code:#x} (info1={info1:#x} info2={info2:#x}) at rip={rip:#x}"
             ),
-            Self::BadImage { error } => write!(f, "not launched: bad image: {}", error.describe()),
+            Self::BadImage { error } => write!(f, "stopped: could not launch: bad image: {}", error.describe()),
             Self::NoBootArea => write!(
                 f,
-                "not launched: guest-physical [0, {:#x}) must be private memory (boot info, page tables, stack)",
+                "stopped: could not launch: guest-physical [0, {:#x}) must be private memory (boot info, page tables, stack)",
                 cloister_abi::boot::IMAGE_MIN_GPA
             ),
             Self::ImageOutsideMemory { gpa, size } => write!(
                 f,
-                "not launched: image segment gpa={gpa:#x} size={size:#x} is not inside private memory above the boot area"
+                "stopped: could not launch: image segment gpa={gpa:#x} size={size:#x} is not inside private memory above the boot area"
             ),
             Self::Mmu { error, gpa } => write!(f, "stopped: page-table error {error:?} at gpa={gpa:#x}"),
         }

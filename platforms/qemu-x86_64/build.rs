@@ -1,0 +1,49 @@
+//! Compiles the appliance configuration into the image and links it with our script.
+//!
+//! Inputs (set by `cargo xtask`): CLOISTER_CONFIG, the TOML file (default:
+//! config/default.toml); CLOISTER_WORKLOAD_ELF, the workload image to embed (when unset,
+//! as under `cargo clippy`, an empty image is embedded and launch reports it).
+
+use std::path::PathBuf;
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    println!("cargo:rerun-if-env-changed=CLOISTER_CONFIG");
+    println!("cargo:rerun-if-env-changed=CLOISTER_WORKLOAD_ELF");
+    let config_path = std::env::var_os("CLOISTER_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("../../config/default.toml"));
+    println!("cargo:rerun-if-changed={}", config_path.display());
+    let config = cloister_config::load(&config_path).unwrap_or_else(|e| fail(&e.to_string()));
+    let layout = cloister_config::place(&config).unwrap_or_else(|e| fail(&format!("{}: {e}", config_path.display())));
+    let workload = match std::env::var_os("CLOISTER_WORKLOAD_ELF") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let empty = out.join("no-workload.elf");
+            std::fs::write(&empty, b"").unwrap();
+            empty
+        }
+    };
+    println!("cargo:rerun-if-changed={}", workload.display());
+    let code = cloister_config::generate(&config, &layout, &workload);
+    std::fs::write(out.join("config.rs"), code).unwrap();
+
+    let script = manifest.join("link.ld");
+    println!("cargo:rerun-if-changed={}", script.display());
+    link_arg(&format!("-T{}", script.display()));
+    link_arg("-nostartfiles");
+    link_arg("-static");
+    link_arg("-Wl,--build-id=none");
+    link_arg("-Wl,-z,max-page-size=4096");
+}
+
+fn link_arg(arg: &str) {
+    println!("cargo:rustc-link-arg-bins={arg}");
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
+}
+

@@ -1,0 +1,48 @@
+//! core's `Host` on this board: tables from the heap, frames through the boot identity
+//! map, console on the UART, CPUID from the CPU.
+
+use alloc::alloc::{Layout, alloc_zeroed};
+use cloister_core::host::{CpuidResult, Host};
+use cloister_core::mmu::{ENTRIES, TableMemory};
+use core::arch::x86_64::__cpuid_count;
+
+const PAGE: Layout = match Layout::from_size_align(4096, 4096) {
+    Ok(layout) => layout,
+    Err(_) => panic!("page layout"),
+};
+
+/// Physical memory below 4 GiB is identity mapped (platforms/x86 boot), so a physical
+/// address is also a pointer.
+pub struct BoardHost;
+
+impl TableMemory for BoardHost {
+    fn alloc_table(&mut self) -> Option<u64> {
+        // SAFETY: PAGE has a non-zero size.
+        let page = unsafe { alloc_zeroed(PAGE) };
+        (!page.is_null()).then_some(page as u64)
+    }
+
+    fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
+        // SAFETY: `pa` came from `alloc_table`: a live, page-aligned heap page that only
+        // the nested table owns; the `&mut self` borrow keeps the reference unique.
+        unsafe { &mut *(pa as *mut [u64; ENTRIES]) }
+    }
+}
+
+impl Host for BoardHost {
+    fn frame(&mut self, pa: u64) -> &mut [u8; 4096] {
+        assert!(pa % 4096 == 0 && pa < 1 << 32, "frame {pa:#x} outside the identity map");
+        // SAFETY: core only asks for frames of the workload's pools, which the boot check
+        // proved are RAM below 4 GiB and which nothing else in the hypervisor references.
+        unsafe { &mut *(pa as *mut [u8; 4096]) }
+    }
+
+    fn console_write(&mut self, bytes: &[u8]) {
+        cloister_x86::console::write_bytes(bytes);
+    }
+
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult {
+        let r = __cpuid_count(leaf, subleaf);
+        CpuidResult { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
+    }
+}

@@ -1,0 +1,107 @@
+//! Cloister on QEMU x86-64: boot, check the firmware's RAM against the build-time pool
+//! placement, turn SVM on, launch the configured workload and run it to its end.
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+mod board_host;
+mod debug_exit;
+mod heap;
+mod memory_check;
+
+use cloister_core::vm::{Vm, VmSpec};
+use cloister_core::{Stats, Stop};
+use cloister_svm::{NptFormat, Svm, SvmVcpu};
+use cloister_x86::{boot, console, cpu, logger, println, set_phase};
+use debug_exit::Outcome;
+use generated::*;
+
+// Provides mem*, bcmp and rust_eh_personality for the linker.
+use cloister_rt as _;
+
+/// A pool placed at build time.
+pub struct PoolSpec {
+    pub name: &'static str,
+    pub kind: cloister_abi::MemoryKind,
+    pub base: u64,
+    pub size: u64,
+}
+
+mod generated {
+    #![allow(dead_code)]
+    use super::PoolSpec;
+    use cloister_abi::MemoryKind;
+    use cloister_core::memslot::SlotSpec;
+    include!(concat!(env!("OUT_DIR"), "/config.rs"));
+}
+
+/// The workload's address-space identifier; 0 belongs to the host.
+const WORKLOAD_ASID: u32 = 1;
+
+#[unsafe(no_mangle)]
+extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
+    console::init(CONSOLE_PORT);
+    logger::init(LOG_PORT);
+    cpu::init();
+    cloister_x86::set_fatal_exit(debug_exit::fatal);
+    set_phase("boot");
+    let via = if protocol == boot::PROTOCOL_PVH { "PVH" } else { "Multiboot" };
+    println!("cloister {}: booted via {via} on qemu-x86_64", env!("CARGO_PKG_VERSION"));
+    defmt::info!("cloister {=str} starting (boot protocol {=str})", env!("CARGO_PKG_VERSION"), via);
+
+    // SAFETY: `protocol` and `info` are what the entry code received; nothing has been
+    // allocated yet, so the firmware's structures are intact.
+    memory_check::check_pools(unsafe { cloister_x86::boot_info::ram_map(protocol, info) });
+    heap::init();
+
+    let svm = Svm::enable().unwrap_or_else(|e| {
+        println!("cloister: cannot run workloads on this CPU: {e}");
+        debug_exit::exit(Outcome::HypervisorFailed)
+    });
+    defmt::info!("SVM enabled with nested paging");
+
+    let mut host = board_host::BoardHost;
+    let spec = VmSpec { name: WORKLOAD_NAME, slots: SLOTS, allowed_calls: ALLOWED_CALLS };
+    let mut vm = Vm::<NptFormat>::new(&spec, &mut host).unwrap_or_else(|e| panic!("cannot create the VM: {e:?}"));
+
+    set_phase("launch");
+    let entry = match vm.launch(WORKLOAD_IMAGE, &mut host) {
+        Ok(entry) => entry,
+        Err(stop) => finish(WORKLOAD_NAME, vm.stats(), stop),
+    };
+    defmt::info!("launched '{=str}': entry={=u64:#x}, {=u64} pages populated", WORKLOAD_NAME, entry.rip, vm.stats().launch_pages);
+
+    let mut vcpu = SvmVcpu::new(&svm, &entry, vm.npt_root(), WORKLOAD_ASID);
+    set_phase("run loop");
+    let stop = vm.run(&mut vcpu, &mut host);
+    finish(WORKLOAD_NAME, vm.stats(), stop)
+}
+
+/// Print the summary line (the last line of every run) and leave QEMU.
+fn finish(name: &str, stats: Stats, stop: Stop) -> ! {
+    defmt::info!("workload stopped after {=u64} exits", stats.exits);
+    println!(
+        "cloister: workload '{name}' {stop}; exits={} npf={} hypercalls={}",
+        stats.exits, stats.npf, stats.hypercalls
+    );
+    debug_exit::exit(match stop {
+        Stop::Exited { status: 0 } => Outcome::WorkloadSucceeded,
+        Stop::Exited { .. } => Outcome::WorkloadFailed,
+        _ => Outcome::WorkloadStopped,
+    })
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    if let Some(mut out) = console::emergency() {
+        use core::fmt::Write;
+        let _ = write!(out, "\ncloister: panic");
+        if let Some(location) = info.location() {
+            let _ = write!(out, " at {}:{}:{}", location.file(), location.line(), location.column());
+        }
+        let _ = writeln!(out, ": {}", info.message());
+    }
+    debug_exit::fatal(cloister_x86::Failure::Hypervisor)
+}
