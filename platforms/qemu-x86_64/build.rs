@@ -2,7 +2,9 @@
 //!
 //! Inputs (set by `cargo xtask`): CLOISTER_CONFIG, the TOML file (default:
 //! config/default.toml); CLOISTER_WORKLOAD_ELF, the workload image to embed (when unset,
-//! as under `cargo clippy`, an empty image is embedded and launch reports it).
+//! as under `cargo clippy`, an empty image is embedded and launch reports it);
+//! CLOISTER_SELFTEST, test-only: "page-fault" or "panic" makes the hypervisor fail on
+//! purpose right after boot, so tests can check the crash report and the panic path.
 
 use std::path::PathBuf;
 
@@ -11,6 +13,11 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     println!("cargo:rerun-if-env-changed=CLOISTER_CONFIG");
     println!("cargo:rerun-if-env-changed=CLOISTER_WORKLOAD_ELF");
+    println!("cargo:rerun-if-env-changed=CLOISTER_SELFTEST");
+    let selftest = std::env::var("CLOISTER_SELFTEST").unwrap_or_default();
+    if !["", "page-fault", "panic"].contains(&selftest.as_str()) {
+        fail(&format!("CLOISTER_SELFTEST={selftest:?}: expected \"page-fault\" or \"panic\""));
+    }
     let config_path = std::env::var_os("CLOISTER_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("../../config/default.toml"));
@@ -26,7 +33,8 @@ fn main() {
         }
     };
     println!("cargo:rerun-if-changed={}", workload.display());
-    let code = cloister_config::generate(&config, &layout, &workload);
+    let mut code = cloister_config::generate(&config, &layout, &workload);
+    code.push_str(&format!("pub const SELFTEST: &str = {selftest:?};\n"));
     std::fs::write(out.join("config.rs"), code).unwrap();
 
     let script = manifest.join("link.ld");

@@ -10,6 +10,7 @@ mod board_host;
 mod debug_exit;
 mod heap;
 mod memory_check;
+mod selftest;
 
 use cloister_core::vm::{Vm, VmSpec};
 use cloister_core::{Stats, Stop};
@@ -50,6 +51,7 @@ extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
     let via = if protocol == boot::PROTOCOL_PVH { "PVH" } else { "Multiboot" };
     println!("cloister {}: booted via {via} on qemu-x86_64", env!("CARGO_PKG_VERSION"));
     defmt::info!("cloister {=str} starting (boot protocol {=str})", env!("CARGO_PKG_VERSION"), via);
+    selftest::run(SELFTEST);
 
     // SAFETY: `protocol` and `info` are what the entry code received; nothing has been
     // allocated yet, so the firmware's structures are intact.
