@@ -1,0 +1,59 @@
+//! Booting the images `cargo xtask test` built.
+
+use cloister_runner::{BuiltImage, Machine, RunOptions, RunResult, prebuilt_image};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every QEMU run in these tests ends within this, or fails as timed out.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The workspace root: this crate is `<root>/tests`.
+pub fn workspace_root() -> &'static Path {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir)
+}
+
+/// Where `cargo xtask test` put the images. Without it these tests cannot run, and
+/// must not pass as if they had.
+pub fn images_dir() -> PathBuf {
+    match std::env::var_os("CLOISTER_IMAGES") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => panic!(
+            "CLOISTER_IMAGES is not set: these tests boot prebuilt images; run them with \
+             `cargo xtask test`, which builds the images and sets it"
+        ),
+    }
+}
+
+/// The prebuilt image of the configuration at `config` (relative to the workspace root).
+pub fn image(config: &str) -> BuiltImage {
+    let config = workspace_root().join(config);
+    prebuilt_image(&images_dir(), &config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Boot `image` on `machine` with the standard timeout; panics (fails the test) if the
+/// run could not be started or watched.
+pub fn boot(image: &BuiltImage, machine: Machine) -> RunResult {
+    cloister_runner::ensure_qemu().unwrap_or_else(|e| panic!("{e}"));
+    let options = RunOptions {
+        machine,
+        timeout: TIMEOUT,
+        ..RunOptions::default()
+    };
+    cloister_runner::run(image, &options)
+        .unwrap_or_else(|e| panic!("booting {}: {e}", image.elf_path.display()))
+}
+
+/// Everything about a run, for assertion messages.
+pub fn describe(result: &RunResult) -> String {
+    let mut text = format!(
+        "outcome {:?}, QEMU status {:?}, {:.1?}\n--- console ---\n{}\n--- log ---\n",
+        result.outcome, result.qemu_status, result.elapsed, result.console
+    );
+    for line in &result.log {
+        let _ = writeln!(text, "{line}");
+    }
+    let _ = write!(text, "--- QEMU ---\n{}", result.qemu_stderr);
+    text
+}

@@ -1,0 +1,113 @@
+//! Everything that can stop the runner before it has a run to report. Each variant's
+//! message is meant for the person at the terminal: it names the file or command and
+//! what to do, so callers print it as is.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+
+#[derive(Debug)]
+pub enum Error {
+    /// The configuration file is unreadable or invalid.
+    Config(cloister_config::ConfigError),
+    /// The configuration is valid, but its pools do not fit in its RAM.
+    Placement { config: PathBuf, message: String },
+    /// A `cargo build` failed; cargo's own output, already printed, says why.
+    Build { what: String, status: ExitStatus },
+    /// The workload ELF file named by the configuration does not exist.
+    MissingWorkload { config: PathBuf, path: PathBuf },
+    /// An image was expected in the images directory but is not there.
+    MissingImage { path: PathBuf },
+    /// QEMU is not installed and could not be installed here.
+    QemuMissing { detail: Option<String> },
+    /// The image has no `.defmt` section, so its log cannot be decoded.
+    NoDefmtTable { elf: PathBuf },
+    /// The image's defmt table is unreadable (e.g. a defmt version the decoder rejects).
+    DefmtTable { elf: PathBuf, message: String },
+    /// A path that must be text (to name an image, or inside a QEMU option) is not UTF-8.
+    NonUtf8Path { path: PathBuf, why: &'static str },
+    /// A file or process operation failed.
+    Io { context: String, source: io::Error },
+}
+
+impl Error {
+    /// Wrap an I/O error with what was being done, for `map_err`.
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(e) => write!(f, "{e}"),
+            Error::Placement { config, message } => write!(f, "{}: {message}", config.display()),
+            Error::Build { what, status } => write!(
+                f,
+                "building {what} failed ({status}); see cargo's output above"
+            ),
+            Error::MissingWorkload { config, path } => {
+                write!(
+                    f,
+                    "{}: workload.image: {} does not exist",
+                    config.display(),
+                    path.display()
+                )
+            }
+            Error::MissingImage { path } => {
+                write!(
+                    f,
+                    "image {} does not exist; build it with `cargo xtask build`",
+                    path.display()
+                )
+            }
+            Error::QemuMissing { detail } => {
+                write!(
+                    f,
+                    "{} is not installed; install it with: sudo apt-get install -y qemu-system-x86",
+                    crate::QEMU
+                )?;
+                match detail {
+                    Some(detail) => write!(f, " ({detail})"),
+                    None => Ok(()),
+                }
+            }
+            Error::NoDefmtTable { elf } => {
+                write!(
+                    f,
+                    "{}: image has no defmt table (missing defmt.x?)",
+                    elf.display()
+                )
+            }
+            Error::DefmtTable { elf, message } => {
+                write!(
+                    f,
+                    "{}: cannot read the defmt table: {message}",
+                    elf.display()
+                )
+            }
+            Error::NonUtf8Path { path, why } => {
+                write!(f, "{}: the path must be UTF-8 ({why})", path.display())
+            }
+            Error::Io { context, source } => write!(f, "{context}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Config(e) => Some(e),
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<cloister_config::ConfigError> for Error {
+    fn from(e: cloister_config::ConfigError) -> Self {
+        Error::Config(e)
+    }
+}

@@ -1,0 +1,222 @@
+//! Building the bootable image for an appliance configuration.
+
+use crate::cargo::build_bare_metal;
+use crate::error::Error;
+use crate::paths::images_dir;
+use cloister_config::{Config, ImageSource, RamRange};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The board crate whose binary is the bootable hypervisor image.
+const HYPERVISOR_PACKAGE: &str = "cloister-qemu-x86_64";
+
+/// QEMU's smallest sensible guest RAM; less starves the hypervisor's own reservation.
+const MIN_MEMORY_MIB: u64 = 64;
+
+/// A bootable hypervisor image and the configuration it was built from.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    /// The configuration file's stem, which names the image (`default` for default.toml).
+    pub name: String,
+    /// The unstripped ELF: QEMU boots it and the defmt decoder reads its symbols.
+    pub elf_path: PathBuf,
+    /// Absolute path of the configuration file.
+    pub config_path: PathBuf,
+    pub config: Config,
+    /// Guest RAM QEMU needs for this configuration (see [`memory_mib`]).
+    pub memory_mib: u64,
+}
+
+/// Build the image for the configuration at `config_path`: validate the configuration,
+/// build its workload, build the hypervisor with both embedded, and keep the result as
+/// `<images dir>/<config stem>.elf`. Cargo's output goes to stderr.
+pub fn build_image(workspace_root: &Path, config_path: &Path) -> Result<BuiltImage, Error> {
+    let (config_path, config) = load_and_place(config_path)?;
+    let name = image_name(&config_path)?;
+    let workload = workload_elf(workspace_root, &config_path, &config)?;
+    let env = [
+        ("CLOISTER_CONFIG", OsString::from(&config_path)),
+        ("CLOISTER_WORKLOAD_ELF", OsString::from(&workload)),
+        // defmt filters at compile time, so the configured level is a build input.
+        (
+            "DEFMT_LOG",
+            OsString::from(config.hypervisor.log_level.as_str()),
+        ),
+    ];
+    let built = build_bare_metal(workspace_root, HYPERVISOR_PACKAGE, HYPERVISOR_PACKAGE, &env)?;
+    let dir = images_dir(workspace_root);
+    std::fs::create_dir_all(&dir).map_err(Error::io(format!("cannot create {}", dir.display())))?;
+    let elf_path = dir.join(format!("{name}.elf"));
+    // Copied whole, symbols included: the defmt decoder needs the `.defmt` section.
+    std::fs::copy(&built, &elf_path).map_err(Error::io(format!(
+        "cannot copy {} to {}",
+        built.display(),
+        elf_path.display()
+    )))?;
+    let memory_mib = memory_mib(&config.platform.ram);
+    Ok(BuiltImage {
+        name,
+        elf_path,
+        config_path,
+        config,
+        memory_mib,
+    })
+}
+
+/// The image already built for `config_path` in `images_dir`, without building: how the
+/// integration tests find the images `cargo xtask test` made.
+pub fn prebuilt_image(images_dir: &Path, config_path: &Path) -> Result<BuiltImage, Error> {
+    let (config_path, config) = load_and_place(config_path)?;
+    let name = image_name(&config_path)?;
+    let elf_path = images_dir.join(format!("{name}.elf"));
+    if !elf_path.is_file() {
+        return Err(Error::MissingImage { path: elf_path });
+    }
+    let memory_mib = memory_mib(&config.platform.ram);
+    Ok(BuiltImage {
+        name,
+        elf_path,
+        config_path,
+        config,
+        memory_mib,
+    })
+}
+
+/// Guest RAM in MiB that covers every declared RAM range: the highest end, rounded up
+/// to a MiB, and at least 64 MiB.
+pub fn memory_mib(ram: &[RamRange]) -> u64 {
+    const MIB: u64 = 1 << 20;
+    let end = ram
+        .iter()
+        .map(|r| r.base.0.saturating_add(r.size.0))
+        .max()
+        .unwrap_or(0);
+    end.div_ceil(MIB).max(MIN_MEMORY_MIB)
+}
+
+/// Load and validate the configuration, including pool placement, which `load` alone
+/// does not check; returns the configuration's absolute path with it.
+fn load_and_place(config_path: &Path) -> Result<(PathBuf, Config), Error> {
+    let config_path = std::path::absolute(config_path).map_err(Error::io(format!(
+        "cannot resolve {}",
+        config_path.display()
+    )))?;
+    let config = cloister_config::load(&config_path)?;
+    cloister_config::place(&config).map_err(|message| Error::Placement {
+        config: config_path.clone(),
+        message,
+    })?;
+    Ok((config_path, config))
+}
+
+fn image_name(config_path: &Path) -> Result<String, Error> {
+    let stem = config_path.file_stem().and_then(|s| s.to_str());
+    stem.map(str::to_owned).ok_or_else(|| Error::NonUtf8Path {
+        path: config_path.to_path_buf(),
+        why: "the configuration's file name names the image",
+    })
+}
+
+/// The workload ELF to embed: built if it is a workspace package, else the file the
+/// configuration names (relative to the configuration's directory).
+fn workload_elf(
+    workspace_root: &Path,
+    config_path: &Path,
+    config: &Config,
+) -> Result<PathBuf, Error> {
+    match config.workload.image_source() {
+        ImageSource::Package { package, bin } => {
+            build_bare_metal(workspace_root, &package, &bin, &[])
+        }
+        ImageSource::File(file) => {
+            let dir = config_path.parent().unwrap_or(Path::new("/"));
+            let path = dir.join(file);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(Error::MissingWorkload {
+                    config: config_path.to_path_buf(),
+                    path,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cloister_config::{Address, Size};
+
+    fn range(base: u64, size: u64) -> RamRange {
+        RamRange {
+            base: Address(base),
+            size: Size(size),
+        }
+    }
+
+    #[test]
+    fn memory_covers_the_highest_ram_end() {
+        assert_eq!(memory_mib(&[range(0, 512 << 20)]), 512);
+        assert_eq!(
+            memory_mib(&[range(0, 128 << 20), range(0x1000_0000, 256 << 20)]),
+            512
+        );
+    }
+
+    #[test]
+    fn memory_rounds_up_to_a_mib_and_has_a_floor() {
+        assert_eq!(memory_mib(&[range(0, (100 << 20) + 1)]), 101);
+        assert_eq!(memory_mib(&[range(0, 16 << 20)]), 64);
+        assert_eq!(memory_mib(&[]), 64);
+    }
+
+    #[test]
+    fn memory_of_a_wrapping_range_does_not_overflow() {
+        assert_eq!(
+            memory_mib(&[range(u64::MAX, 2)]),
+            u64::MAX.div_ceil(1 << 20)
+        );
+    }
+
+    #[test]
+    fn a_missing_workload_file_is_reported_with_its_path() {
+        let dir = std::env::temp_dir().join(format!("cloister-runner-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+        let text = std::fs::read_to_string(default)
+            .unwrap()
+            .replace("image = \"demo\"", "image = \"nope.elf\"");
+        let config_path = dir.join("file-workload.toml");
+        std::fs::write(&config_path, text).unwrap();
+        let (config_path, config) = load_and_place(&config_path).unwrap();
+        let err = workload_elf(Path::new("/unused"), &config_path, &config).unwrap_err();
+        assert!(err.to_string().ends_with(&format!(
+            "workload.image: {} does not exist",
+            dir.join("nope.elf").display()
+        )));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn config_errors_name_the_file() {
+        let err = build_image(Path::new("/unused"), Path::new("/no/such/config.toml")).unwrap_err();
+        assert!(matches!(err, Error::Config(_)));
+        assert!(
+            err.to_string()
+                .starts_with("/no/such/config.toml: cannot read"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_prebuilt_image_that_is_missing_says_how_to_build_it() {
+        let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+        let err = prebuilt_image(Path::new("/no/images"), &default).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/no/images/default.elf does not exist"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! Host-side tooling for Cloister: build a bootable image for an appliance
+//! configuration, boot it in QEMU, and report what happened.
+//!
+//! A run is bounded: every QEMU process gets a timeout (unless a debugger is attached)
+//! and is killed with its process group on every path out, including a panic or the
+//! death of the calling process.
+//!
+//! The QEMU machine has two 16550 UARTs: the hypervisor's text console (which also
+//! carries the workload's output and ends with the [`Summary`] line) and a binary channel
+//! of defmt log frames, decoded here against the image's symbols.
+
+mod accel;
+mod cargo;
+mod command;
+mod console;
+mod defmt_log;
+mod error;
+mod image;
+mod install;
+mod log_file;
+mod options;
+mod outcome;
+mod paths;
+mod process;
+mod qemu_stderr;
+mod run;
+mod summary;
+
+pub use accel::Accel;
+pub use defmt_log::{LogLevel, LogLine};
+pub use error::Error;
+pub use image::{BuiltImage, build_image, memory_mib, prebuilt_image};
+pub use install::{QEMU, ensure_qemu};
+pub use options::{Machine, RunOptions};
+pub use outcome::Outcome;
+pub use paths::{images_dir, target_dir};
+pub use run::{RunResult, run, run_elf};
+pub use summary::{Summary, WorkloadEnd};

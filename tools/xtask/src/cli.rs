@@ -1,0 +1,269 @@
+//! The command line: `cargo xtask <build|run|test> [options]`.
+
+use cloister_runner::Machine;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  build [--config FILE]   build the image for FILE and print its path
+  run [--config FILE] [--machine microvm|pc] [--icount] [--gdb] [--timeout SECS] [--memory MIB]
+                          build the image and boot it in QEMU: the console on stdout,
+                          the decoded log on stderr, the summary line last
+  test                    host tests (`cargo test`), then every image (config/default.toml
+                          and tests/configs/*.toml), then the QEMU tests (cloister-tests)
+
+FILE defaults to config/default.toml. `run` stops QEMU after --timeout (default 60) s,
+except with --gdb, which waits for a debugger on :1234.
+
+exit status of `run`: the workload's exit status (255 if larger), 125 if the workload
+was stopped, 126 on a hypervisor failure, 124 on a timeout, 2 if QEMU is missing and
+cannot be installed, 1 on a usage, configuration or build error.";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Build { config: Option<PathBuf> },
+    Run(RunArgs),
+    Test,
+    Help,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct RunArgs {
+    pub config: Option<PathBuf>,
+    pub machine: Machine,
+    pub icount: bool,
+    pub gdb: bool,
+    pub timeout_secs: u64,
+    pub memory_mib: Option<u64>,
+}
+
+const DEFAULT_TIMEOUT_SECS: u64 = 60;
+
+/// Parse the arguments after `cargo xtask`. Errors are one line for the user, shown
+/// with the usage.
+pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
+    let mut args = Args::new(args);
+    let Some(command) = args.next_text()? else {
+        return Ok(Command::Help);
+    };
+    let command = match command.as_str() {
+        "build" => parse_build(&mut args)?,
+        "run" => Command::Run(parse_run(&mut args)?),
+        "test" => Command::Test,
+        "help" | "-h" | "--help" => Command::Help,
+        other => return Err(format!("unknown command {other:?}")),
+    };
+    if let Some(extra) = args.next_text()? {
+        return Err(format!("unexpected argument {extra:?}"));
+    }
+    Ok(command)
+}
+
+fn parse_build(args: &mut Args) -> Result<Command, String> {
+    let mut config = None;
+    while let Some(option) = args.next_option()? {
+        match option.as_str() {
+            "--config" => config = Some(args.value_of(&option)?.into()),
+            _ => return Err(format!("unknown option {option:?} for build")),
+        }
+    }
+    Ok(Command::Build { config })
+}
+
+fn parse_run(args: &mut Args) -> Result<RunArgs, String> {
+    let mut run = RunArgs {
+        config: None,
+        machine: Machine::Microvm,
+        icount: false,
+        gdb: false,
+        timeout_secs: DEFAULT_TIMEOUT_SECS,
+        memory_mib: None,
+    };
+    while let Some(option) = args.next_option()? {
+        match option.as_str() {
+            "--config" => run.config = Some(args.value_of(&option)?.into()),
+            "--machine" => run.machine = args.text_value_of(&option)?.parse()?,
+            "--icount" => run.icount = true,
+            "--gdb" => run.gdb = true,
+            "--timeout" => run.timeout_secs = positive(&option, &args.text_value_of(&option)?)?,
+            "--memory" => run.memory_mib = Some(positive(&option, &args.text_value_of(&option)?)?),
+            _ => return Err(format!("unknown option {option:?} for run")),
+        }
+    }
+    Ok(run)
+}
+
+fn positive(option: &str, text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "{option} needs a whole number above 0, not {text:?}"
+        )),
+    }
+}
+
+/// The arguments as a stream of options (`--name`, `--name=value`) and values.
+struct Args {
+    rest: std::vec::IntoIter<OsString>,
+    /// The value of a `--name=value` just split off.
+    inline_value: Option<OsString>,
+}
+
+impl Args {
+    fn new(args: Vec<OsString>) -> Args {
+        Args {
+            rest: args.into_iter(),
+            inline_value: None,
+        }
+    }
+
+    fn next_text(&mut self) -> Result<Option<String>, String> {
+        self.rest
+            .next()
+            .map(|arg| {
+                arg.into_string()
+                    .map_err(|arg| format!("argument {arg:?} is not valid UTF-8"))
+            })
+            .transpose()
+    }
+
+    /// The next option name; anything else is an error (there are no positional
+    /// arguments after the command).
+    fn next_option(&mut self) -> Result<Option<String>, String> {
+        if let Some(value) = self.inline_value.take() {
+            return Err(format!("unexpected value {value:?}"));
+        }
+        let Some(arg) = self.next_text()? else {
+            return Ok(None);
+        };
+        if !arg.starts_with("--") {
+            return Err(format!("unexpected argument {arg:?}"));
+        }
+        match arg.split_once('=') {
+            Some((name, value)) => {
+                self.inline_value = Some(value.into());
+                Ok(Some(name.to_owned()))
+            }
+            None => Ok(Some(arg)),
+        }
+    }
+
+    fn value_of(&mut self, option: &str) -> Result<OsString, String> {
+        self.inline_value
+            .take()
+            .or_else(|| self.rest.next())
+            .ok_or_else(|| format!("{option} needs a value"))
+    }
+
+    fn text_value_of(&mut self, option: &str) -> Result<String, String> {
+        self.value_of(option)?
+            .into_string()
+            .map_err(|v| format!("{option}: {v:?} is not valid UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &str) -> Result<Command, String> {
+        parse(words.split_whitespace().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn run_defaults() {
+        let Command::Run(run) = parse_words("run").unwrap() else {
+            panic!()
+        };
+        assert_eq!(run.config, None);
+        assert_eq!(
+            (
+                run.machine,
+                run.icount,
+                run.gdb,
+                run.timeout_secs,
+                run.memory_mib
+            ),
+            (Machine::Microvm, false, false, 60, None)
+        );
+    }
+
+    #[test]
+    fn run_takes_every_option_in_both_spellings() {
+        let Command::Run(run) =
+            parse_words("run --config a.toml --machine=pc --icount --gdb --timeout 5 --memory=128")
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(run.config, Some(PathBuf::from("a.toml")));
+        assert_eq!(
+            (
+                run.machine,
+                run.icount,
+                run.gdb,
+                run.timeout_secs,
+                run.memory_mib
+            ),
+            (Machine::Pc, true, true, 5, Some(128))
+        );
+    }
+
+    #[test]
+    fn build_test_and_help() {
+        assert_eq!(
+            parse_words("build --config=x.toml"),
+            Ok(Command::Build {
+                config: Some("x.toml".into())
+            })
+        );
+        assert_eq!(parse_words("test"), Ok(Command::Test));
+        assert_eq!(parse_words(""), Ok(Command::Help));
+        assert_eq!(parse_words("--help"), Ok(Command::Help));
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        for (words, message) in [
+            ("frobnicate", "unknown command \"frobnicate\""),
+            (
+                "run --timeout 0",
+                "--timeout needs a whole number above 0, not \"0\"",
+            ),
+            ("run --timeout", "--timeout needs a value"),
+            (
+                "run --memory lots",
+                "--memory needs a whole number above 0, not \"lots\"",
+            ),
+            ("run --machine q35", "unknown machine \"q35\""),
+            ("run --icount=yes", "unexpected value \"yes\""),
+            ("build --gdb", "unknown option \"--gdb\" for build"),
+            ("test extra", "unexpected argument \"extra\""),
+            ("run stray", "unexpected argument \"stray\""),
+        ] {
+            let err = parse_words(words).unwrap_err();
+            assert!(err.contains(message), "{words:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_arguments_are_errors_but_paths_may_be_anything() {
+        use std::os::unix::ffi::OsStringExt;
+        let odd = OsString::from_vec(b"\xff.toml".to_vec());
+        let args = vec!["build".into(), "--config".into(), odd.clone()];
+        assert_eq!(
+            parse(args),
+            Ok(Command::Build {
+                config: Some(odd.clone().into())
+            })
+        );
+        assert!(
+            parse(vec!["run".into(), odd])
+                .unwrap_err()
+                .contains("not valid UTF-8")
+        );
+    }
+}

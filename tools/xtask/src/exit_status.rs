@@ -1,0 +1,52 @@
+//! The exit statuses of `cargo xtask`, chosen so scripts can tell the cases apart:
+//! a workload's own status passes through, the fixed codes above 123 follow the
+//! conventions of `timeout` (124) and shells (125/126 for "could not run properly").
+
+use cloister_runner::{Error, Outcome};
+
+/// The workload was stopped by the hypervisor (triple fault, access outside memory...).
+pub const WORKLOAD_STOPPED: u8 = 125;
+pub const HYPERVISOR_FAILED: u8 = 126;
+pub const TIMED_OUT: u8 = 124;
+pub const QEMU_MISSING: u8 = 2;
+/// Usage, configuration and build errors, and failed test steps.
+pub const FAILURE: u8 = 1;
+
+pub fn for_outcome(outcome: &Outcome) -> u8 {
+    match outcome {
+        Outcome::WorkloadExited(status) => u8::try_from(*status).unwrap_or(u8::MAX),
+        Outcome::WorkloadStopped => WORKLOAD_STOPPED,
+        Outcome::HypervisorFailed => HYPERVISOR_FAILED,
+        Outcome::TimedOut => TIMED_OUT,
+    }
+}
+
+pub fn for_error(error: &Error) -> u8 {
+    match error {
+        Error::QemuMissing { .. } => QEMU_MISSING,
+        _ => FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_statuses_pass_through_and_saturate() {
+        assert_eq!(for_outcome(&Outcome::WorkloadExited(0)), 0);
+        assert_eq!(for_outcome(&Outcome::WorkloadExited(7)), 7);
+        assert_eq!(for_outcome(&Outcome::WorkloadExited(255)), 255);
+        assert_eq!(for_outcome(&Outcome::WorkloadExited(256)), 255);
+        assert_eq!(for_outcome(&Outcome::WorkloadExited(u32::MAX)), 255);
+    }
+
+    #[test]
+    fn other_outcomes_and_errors_have_fixed_codes() {
+        assert_eq!(for_outcome(&Outcome::WorkloadStopped), 125);
+        assert_eq!(for_outcome(&Outcome::HypervisorFailed), 126);
+        assert_eq!(for_outcome(&Outcome::TimedOut), 124);
+        assert_eq!(for_error(&Error::QemuMissing { detail: None }), 2);
+        assert_eq!(for_error(&Error::MissingImage { path: "x".into() }), 1);
+    }
+}

@@ -1,0 +1,39 @@
+//! `cargo xtask`: build Cloister images, boot them in QEMU, run every test.
+//! See `cargo xtask help` (cli.rs) for the commands and exit statuses.
+
+mod build_command;
+mod cli;
+mod exit_status;
+mod run_command;
+mod terminal;
+mod test_command;
+mod workspace;
+
+use cli::Command;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args_os().skip(1).collect()) {
+        Ok(command) => command,
+        Err(message) => {
+            terminal::stderr_line(&format!("error: {message}\n\n{}", cli::USAGE));
+            return ExitCode::from(exit_status::FAILURE);
+        }
+    };
+    let result = match command {
+        Command::Help => {
+            terminal::stdout_line(cli::USAGE);
+            Ok(0)
+        }
+        Command::Build { config } => build_command::build(config).map(|()| 0),
+        Command::Run(args) => run_command::run_image(args),
+        Command::Test => test_command::test_all(),
+    };
+    match result {
+        Ok(status) => ExitCode::from(status),
+        Err(error) => {
+            terminal::stderr_line(&format!("error: {error}"));
+            ExitCode::from(exit_status::for_error(&error))
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! `cargo xtask test`: everything, in the order that fails fastest.
+
+use crate::{exit_status, terminal, workspace};
+use cloister_runner::{Error, build_image, ensure_qemu, images_dir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Host tests, then every image, then the QEMU tests; stops at the first failure.
+pub fn test_all() -> Result<u8, Error> {
+    let root = workspace::root();
+    step("1/3: host tests (cargo test)");
+    // Plain `cargo test` at the root: the default members, which all run on the host.
+    if !cargo(root, &["test"])? {
+        terminal::stderr_line("cloister: host tests failed");
+        return Ok(exit_status::FAILURE);
+    }
+    step("2/3: images");
+    ensure_qemu()?;
+    for config in image_configs(root)? {
+        build_image(root, &config)?;
+    }
+    let images = images_dir(root);
+    step(&format!(
+        "3/3: QEMU tests (cargo test -p cloister-tests, CLOISTER_IMAGES={})",
+        images.display()
+    ));
+    let mut tests = cargo_command(root);
+    tests
+        .args(["test", "--package", "cloister-tests"])
+        .env("CLOISTER_IMAGES", &images);
+    if !succeeded(tests)? {
+        terminal::stderr_line("cloister: QEMU tests failed");
+        return Ok(exit_status::FAILURE);
+    }
+    Ok(0)
+}
+
+fn step(what: &str) {
+    terminal::stderr_line(&format!("cloister: test step {what}"));
+}
+
+/// config/default.toml, then tests/configs/*.toml in name order.
+fn image_configs(root: &Path) -> Result<Vec<PathBuf>, Error> {
+    let dir = workspace::test_configs_dir();
+    let mut configs = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .map(|entry| entry.map(|e| e.path()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| Error::Io {
+                context: format!("cannot list {}", dir.display()),
+                source,
+            })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(Error::Io {
+                context: format!("cannot list {}", dir.display()),
+                source,
+            });
+        }
+    };
+    configs.retain(|path| path.extension().is_some_and(|ext| ext == "toml"));
+    configs.sort();
+    configs.insert(0, root.join("config").join("default.toml"));
+    Ok(configs)
+}
+
+/// The cargo that runs us (set by `cargo run`), in the workspace root.
+fn cargo_command(root: &Path) -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(root);
+    command
+}
+
+fn cargo(root: &Path, args: &[&str]) -> Result<bool, Error> {
+    let mut command = cargo_command(root);
+    command.args(args);
+    succeeded(command)
+}
+
+fn succeeded(mut command: Command) -> Result<bool, Error> {
+    let status = command.status().map_err(|source| Error::Io {
+        context: "cannot run cargo".into(),
+        source,
+    })?;
+    Ok(status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_image_comes_first() {
+        let configs = image_configs(workspace::root()).unwrap();
+        assert_eq!(configs[0], workspace::default_config());
+        assert!(
+            configs[1..]
+                .iter()
+                .all(|c| c.extension().unwrap() == "toml")
+        );
+        assert!(configs[1..].is_sorted());
+    }
+}
