@@ -32,7 +32,10 @@ impl std::error::Error for ConfigError {}
 
 /// Read, parse and validate the configuration at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let error = |message: String| ConfigError { file: path.to_path_buf(), message };
+    let error = |message: String| ConfigError {
+        file: path.to_path_buf(),
+        message,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read: {e}")))?;
     parse(&text).map_err(error)
 }
@@ -58,7 +61,10 @@ mod tests {
         let layout = place(&config).unwrap();
         assert_eq!(layout.pools.len(), 2);
         for p in &layout.pools {
-            assert!(p.base >= HYPERVISOR_RESERVED.end && p.base % 0x20_0000 == 0, "{p:?}");
+            assert!(
+                p.base >= HYPERVISOR_RESERVED.end && p.base % 0x20_0000 == 0,
+                "{p:?}"
+            );
         }
         let code = generate(&config, &layout, Path::new("/x/demo.elf"));
         assert!(code.contains("pub const WORKLOAD_NAME: &str = \"demo\";"));
@@ -67,7 +73,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_with_their_location() {
-        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("default.toml")).unwrap();
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("default.toml"))
+                .unwrap();
         let bad = text.replace("log_level = \"info\"", "log_levle = \"info\"");
         let err = parse(&bad).unwrap_err();
         assert!(err.contains("log_levle") && err.contains("line 8"), "{err}");
@@ -78,7 +86,10 @@ mod tests {
         let mut config = default_config();
         config.pools[0].size = Size(1 << 30);
         let err = place(&config).unwrap_err();
-        assert!(err.contains("demo-private") && err.contains("does not fit"), "{err}");
+        assert!(
+            err.contains("demo-private") && err.contains("does not fit"),
+            "{err}"
+        );
     }
 
     #[test]

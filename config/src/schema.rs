@@ -158,12 +158,18 @@ pub enum ImageSource {
 impl Workload {
     pub fn image_source(&self) -> ImageSource {
         if self.image == "demo" {
-            return ImageSource::Package { package: "cloister-demo".into(), bin: "cloister-demo".into() };
+            return ImageSource::Package {
+                package: "cloister-demo".into(),
+                bin: "cloister-demo".into(),
+            };
         }
         match self.image.strip_prefix("package:") {
             Some(spec) => {
                 let (package, bin) = spec.split_once('/').unwrap_or((spec, spec));
-                ImageSource::Package { package: package.into(), bin: bin.into() }
+                ImageSource::Package {
+                    package: package.into(),
+                    bin: bin.into(),
+                }
             }
             None => ImageSource::File(self.image.clone()),
         }
@@ -173,7 +179,10 @@ impl Workload {
     pub fn allowed_calls(&self) -> u64 {
         match &self.hypercalls {
             None => Call::ALL.iter().fold(0, |m, c| m | c.mask()),
-            Some(names) => names.iter().filter_map(|n| Call::from_name(n)).fold(0, |m, c| m | c.mask()),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| Call::from_name(n))
+                .fold(0, |m, c| m | c.mask()),
         }
     }
 }
@@ -216,7 +225,10 @@ impl Config {
     /// Rules that need no placement. (The full rule set grows with issue 3.)
     pub fn validate(&self) -> Result<(), String> {
         if self.hypervisor.board != "qemu-x86_64" {
-            return Err(format!("hypervisor.board: unknown board {:?} (known: \"qemu-x86_64\")", self.hypervisor.board));
+            return Err(format!(
+                "hypervisor.board: unknown board {:?} (known: \"qemu-x86_64\")",
+                self.hypervisor.board
+            ));
         }
         if self.hypervisor.backend != Backend::Svm {
             return Err(format!(
@@ -225,10 +237,17 @@ impl Config {
             ));
         }
         if self.workload.vcpus != 1 {
-            return Err(format!("workload.vcpus: {} is not supported; Cloister runs one vCPU", self.workload.vcpus));
+            return Err(format!(
+                "workload.vcpus: {} is not supported; Cloister runs one vCPU",
+                self.workload.vcpus
+            ));
         }
-        if self.workload.name.is_empty() || self.workload.name.len() > cloister_abi::boot::NAME_LEN {
-            return Err(format!("workload.name: must be 1 to {} bytes", cloister_abi::boot::NAME_LEN));
+        if self.workload.name.is_empty() || self.workload.name.len() > cloister_abi::boot::NAME_LEN
+        {
+            return Err(format!(
+                "workload.name: must be 1 to {} bytes",
+                cloister_abi::boot::NAME_LEN
+            ));
         }
         let mut names = HashSet::new();
         for pool in &self.pools {
@@ -236,39 +255,64 @@ impl Config {
                 return Err(format!("pool.name: duplicate pool {:?}", pool.name));
             }
             if pool.size.0 == 0 || pool.size.0 % PAGE != 0 {
-                return Err(format!("pool {:?}: size {} is not a non-zero multiple of 4K", pool.name, pool.size));
+                return Err(format!(
+                    "pool {:?}: size {} is not a non-zero multiple of 4K",
+                    pool.name, pool.size
+                ));
             }
         }
         if let Some(calls) = &self.workload.hypercalls {
             for name in calls {
                 if Call::from_name(name).is_none() {
                     let known: Vec<_> = Call::ALL.iter().map(|c| c.name()).collect();
-                    return Err(format!("workload.hypercalls: unknown hypercall {name:?} (known: {known:?})"));
+                    return Err(format!(
+                        "workload.hypercalls: unknown hypercall {name:?} (known: {known:?})"
+                    ));
                 }
             }
         }
         if self.workload.memory.len() > cloister_abi::boot::MAX_REGIONS {
-            return Err(format!("workload.memory: at most {} slots", cloister_abi::boot::MAX_REGIONS));
+            return Err(format!(
+                "workload.memory: at most {} slots",
+                cloister_abi::boot::MAX_REGIONS
+            ));
         }
         for (i, slot) in self.workload.memory.iter().enumerate() {
             let key = format!("workload.memory[{i}]");
-            let pool = self.pool(&slot.pool).ok_or_else(|| format!("{key}.pool: no pool named {:?}", slot.pool))?;
+            let pool = self
+                .pool(&slot.pool)
+                .ok_or_else(|| format!("{key}.pool: no pool named {:?}", slot.pool))?;
             if slot.gpa.0 % PAGE != 0 || slot.size.0 == 0 || slot.size.0 % PAGE != 0 {
-                return Err(format!("{key}: gpa and size must be non-zero multiples of 4K"));
+                return Err(format!(
+                    "{key}: gpa and size must be non-zero multiples of 4K"
+                ));
             }
             if slot.size > pool.size {
-                return Err(format!("{key}.size: {} is larger than pool {:?} ({})", slot.size, pool.name, pool.size));
+                return Err(format!(
+                    "{key}.size: {} is larger than pool {:?} ({})",
+                    slot.size, pool.name, pool.size
+                ));
             }
             if slot.default.is_some_and(|k| k != pool.kind) {
-                return Err(format!("{key}.default: differs from the kind of pool {:?}", pool.name));
+                return Err(format!(
+                    "{key}.default: differs from the kind of pool {:?}",
+                    pool.name
+                ));
             }
-            let end = slot.gpa.0.checked_add(slot.size.0).ok_or_else(|| format!("{key}: range wraps"))?;
+            let end = slot
+                .gpa
+                .0
+                .checked_add(slot.size.0)
+                .ok_or_else(|| format!("{key}: range wraps"))?;
             for (j, other) in self.workload.memory.iter().enumerate().take(i) {
                 if slot.gpa.0 < other.gpa.0 + other.size.0 && other.gpa.0 < end {
                     return Err(format!("{key}: GPA range overlaps workload.memory[{j}]"));
                 }
                 if other.pool == slot.pool {
-                    return Err(format!("{key}.pool: pool {:?} already backs workload.memory[{j}]", slot.pool));
+                    return Err(format!(
+                        "{key}.pool: pool {:?} already backs workload.memory[{j}]",
+                        slot.pool
+                    ));
                 }
             }
         }

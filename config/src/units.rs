@@ -30,7 +30,10 @@ fn parse_int(text: &str) -> Option<u64> {
 /// "64M" -> 64 MiB; suffixes K, M, G, T (binary), optional trailing "iB"/"B".
 pub fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim();
-    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
     let (digits, shift) = match t.chars().last()? {
         'K' | 'k' => (&t[..t.len() - 1], 10),
         'M' | 'm' => (&t[..t.len() - 1], 20),
@@ -50,7 +53,9 @@ impl<'de> Deserialize<'de> for Size {
         match Raw::deserialize(d)? {
             Raw::Int(v) => non_negative(v, "a size").map(Size),
             Raw::Text(t) => parse_size(&t).map(Size).ok_or_else(|| {
-                de::Error::custom(format!("invalid size {t:?}: expected e.g. \"64M\", \"2G\", \"4K\" or a byte count"))
+                de::Error::custom(format!(
+                    "invalid size {t:?}: expected e.g. \"64M\", \"2G\", \"4K\" or a byte count"
+                ))
             }),
         }
     }
@@ -71,7 +76,7 @@ impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = self.0;
         for (shift, suffix) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
-            if v != 0 && v % (1 << shift) == 0 {
+            if v != 0 && v.is_multiple_of(1 << shift) {
                 return write!(f, "{}{suffix}", v >> shift);
             }
         }

@@ -31,8 +31,20 @@ pub fn filter(leaf: u32, host: CpuidResult) -> CpuidResult {
         0xd | 0x8000_000a => out = CpuidResult::default(),
         0x8000_0001 => out.ecx &= !EXT1_ECX_SVM,
         0x4000_0000 => {
-            let word = |i: usize| u32::from_le_bytes([SIGNATURE[i], SIGNATURE[i + 1], SIGNATURE[i + 2], SIGNATURE[i + 3]]);
-            out = CpuidResult { eax: 0x4000_0000, ebx: word(0), ecx: word(4), edx: word(8) };
+            let word = |i: usize| {
+                u32::from_le_bytes([
+                    SIGNATURE[i],
+                    SIGNATURE[i + 1],
+                    SIGNATURE[i + 2],
+                    SIGNATURE[i + 3],
+                ])
+            };
+            out = CpuidResult {
+                eax: 0x4000_0000,
+                ebx: word(0),
+                ecx: word(4),
+                edx: word(8),
+            };
         }
         0x4000_0001..=0x4000_00ff => out = CpuidResult::default(),
         _ => {}
@@ -44,11 +56,22 @@ pub fn filter(leaf: u32, host: CpuidResult) -> CpuidResult {
 mod tests {
     use super::*;
 
-    const ALL: CpuidResult = CpuidResult { eax: !0, ebx: !0, ecx: !0, edx: !0 };
+    const ALL: CpuidResult = CpuidResult {
+        eax: !0,
+        ebx: !0,
+        ecx: !0,
+        edx: !0,
+    };
 
     #[test]
     fn hides_virtualization_and_xsave_and_announces_a_hypervisor() {
-        let l1 = filter(1, CpuidResult { ecx: LEAF1_ECX_VMX | LEAF1_ECX_XSAVE | 1, ..ALL });
+        let l1 = filter(
+            1,
+            CpuidResult {
+                ecx: LEAF1_ECX_VMX | LEAF1_ECX_XSAVE | 1,
+                ..ALL
+            },
+        );
         assert_eq!(l1.ecx, LEAF1_ECX_HYPERVISOR | 1);
         assert_eq!(filter(0x8000_0001, ALL).ecx & EXT1_ECX_SVM, 0);
         assert_eq!(filter(0x8000_000a, ALL), CpuidResult::default());

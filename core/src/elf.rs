@@ -11,7 +11,9 @@ pub enum ElfError {
     /// Not an executable (ET_EXEC): relocatable and shared objects are not loaded.
     NotExecutable,
     /// A segment's file size exceeds its memory size, or its addresses wrap.
-    BadSegment { index: usize },
+    BadSegment {
+        index: usize,
+    },
 }
 
 impl ElfError {
@@ -61,7 +63,11 @@ fn u64_at(b: &[u8], at: usize) -> Result<u64, ElfError> {
 impl<'a> ElfImage<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ElfError> {
         if bytes.get(..4) != Some(b"\x7fELF".as_slice()) {
-            return Err(if bytes.len() < 4 { ElfError::Truncated } else { ElfError::NotElf });
+            return Err(if bytes.len() < 4 {
+                ElfError::Truncated
+            } else {
+                ElfError::NotElf
+            });
         }
         // EI_CLASS = ELFCLASS64, EI_DATA = little-endian, e_machine = EM_X86_64.
         if bytes.get(4..6) != Some([2u8, 1].as_slice()) || u16_at(bytes, 18)? != 62 {
@@ -72,11 +78,18 @@ impl<'a> ElfImage<'a> {
         }
         let phoff = usize::try_from(u64_at(bytes, 32)?).map_err(|_| ElfError::Truncated)?;
         let phnum = usize::from(u16_at(bytes, 56)?);
-        let table_end = phnum.checked_mul(PHDR_SIZE).and_then(|n| n.checked_add(phoff));
+        let table_end = phnum
+            .checked_mul(PHDR_SIZE)
+            .and_then(|n| n.checked_add(phoff));
         if table_end.is_none_or(|end| end > bytes.len()) {
             return Err(ElfError::Truncated);
         }
-        Ok(Self { bytes, entry: u64_at(bytes, 24)?, phoff, phnum })
+        Ok(Self {
+            bytes,
+            entry: u64_at(bytes, 24)?,
+            phoff,
+            phnum,
+        })
     }
 
     /// The PT_LOAD segments in file order.
@@ -98,9 +111,16 @@ impl<'a> ElfImage<'a> {
             return Err(bad);
         }
         let start = usize::try_from(offset).map_err(|_| bad)?;
-        let end = usize::try_from(file_size).ok().and_then(|n| n.checked_add(start)).ok_or(bad)?;
+        let end = usize::try_from(file_size)
+            .ok()
+            .and_then(|n| n.checked_add(start))
+            .ok_or(bad)?;
         let data = self.bytes.get(start..end).ok_or(ElfError::Truncated)?;
-        Ok(Some(Segment { gpa, data, mem_size }))
+        Ok(Some(Segment {
+            gpa,
+            data,
+            mem_size,
+        }))
     }
 }
 
@@ -137,22 +157,38 @@ pub(crate) mod tests {
         let image = ElfImage::parse(&elf).unwrap();
         assert_eq!(image.entry, 0x20_0010);
         let segs: Vec<_> = image.segments().collect::<Result<_, _>>().unwrap();
-        assert_eq!(segs, [Segment { gpa: 0x20_0000, data: b"code", mem_size: 0x2000 }]);
+        assert_eq!(
+            segs,
+            [Segment {
+                gpa: 0x20_0000,
+                data: b"code",
+                mem_size: 0x2000
+            }]
+        );
     }
 
     #[test]
     fn rejects_malformed_images_with_named_errors() {
         assert_eq!(ElfImage::parse(b"\x7fEL").err(), Some(ElfError::Truncated));
-        assert_eq!(ElfImage::parse(b"MZ\x90\x00rest").err(), Some(ElfError::NotElf));
+        assert_eq!(
+            ElfImage::parse(b"MZ\x90\x00rest").err(),
+            Some(ElfError::NotElf)
+        );
         let mut elf = build_elf(0, 0x20_0000, b"x", 1);
         elf[4] = 1; // 32-bit
-        assert_eq!(ElfImage::parse(&elf).err(), Some(ElfError::WrongArchitecture));
+        assert_eq!(
+            ElfImage::parse(&elf).err(),
+            Some(ElfError::WrongArchitecture)
+        );
         let mut elf = build_elf(0, 0x20_0000, b"x", 1);
         elf[16] = 3; // ET_DYN
         assert_eq!(ElfImage::parse(&elf).err(), Some(ElfError::NotExecutable));
         let elf = build_elf(0, 0x20_0000, b"abcd", 2); // file size > memory size
         let image = ElfImage::parse(&elf).unwrap();
-        assert_eq!(image.segments().next(), Some(Err(ElfError::BadSegment { index: 0 })));
+        assert_eq!(
+            image.segments().next(),
+            Some(Err(ElfError::BadSegment { index: 0 }))
+        );
         let mut elf = build_elf(0, 0x20_0000, b"abcd", 4);
         elf.truncate(elf.len() - 1);
         let image = ElfImage::parse(&elf).unwrap();

@@ -35,7 +35,13 @@ pub enum Exit {
     /// The workload asked for a hypercall (number and arguments in its registers).
     Hypercall { insn_len: u64 },
     /// Port I/O. For writes the value is in RAX; reads return their value in RAX.
-    Io { port: u16, size: u8, write: bool, string: bool, next_rip: u64 },
+    Io {
+        port: u16,
+        size: u8,
+        write: bool,
+        string: bool,
+        next_rip: u64,
+    },
     /// HLT with interrupts intercepted.
     Hlt,
     /// Triple fault: the workload's CPU shut down.

@@ -12,18 +12,31 @@ use cloister_abi::hypercall::CONSOLE_WRITE_MAX;
 use cloister_abi::{Call, Error};
 
 /// Run the call in `regs`, writing its result to RAX, or say why the workload stops.
-pub(crate) fn dispatch<F: PteFormat>(vm: &mut Vm<F>, regs: &mut Regs, host: &mut impl Host) -> Option<Stop> {
+pub(crate) fn dispatch<F: PteFormat>(
+    vm: &mut Vm<F>,
+    regs: &mut Regs,
+    host: &mut impl Host,
+) -> Option<Stop> {
     let result = match Call::from_raw(regs.rax) {
         None => Err(Error::UnknownCall),
         Some(call) if vm.allowed_calls & call.mask() == 0 => Err(Error::Denied),
-        Some(Call::Exit) => return Some(Stop::Exited { status: regs.rbx as u32 }),
+        Some(Call::Exit) => {
+            return Some(Stop::Exited {
+                status: regs.rbx as u32,
+            });
+        }
         Some(Call::ConsoleWrite) => console_write(vm, regs.rbx, regs.rcx, host),
     };
     regs.rax = result.unwrap_or_else(Error::to_rax);
     None
 }
 
-fn console_write<F: PteFormat>(vm: &mut Vm<F>, gpa: u64, len: u64, host: &mut impl Host) -> Result<u64, Error> {
+fn console_write<F: PteFormat>(
+    vm: &mut Vm<F>,
+    gpa: u64,
+    len: u64,
+    host: &mut impl Host,
+) -> Result<u64, Error> {
     if len > CONSOLE_WRITE_MAX {
         return Err(Error::InvalidArgument);
     }

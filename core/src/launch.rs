@@ -8,7 +8,7 @@ use crate::mmu::PteFormat;
 use crate::stop::Stop;
 use crate::vcpu::EntryState;
 use crate::vm::{FaultError, Vm};
-use cloister_abi::boot::{self, BootInfo, MemoryRegion, BOOT_INFO_MAGIC, MAX_REGIONS, NAME_LEN};
+use cloister_abi::boot::{self, BOOT_INFO_MAGIC, BootInfo, MAX_REGIONS, MemoryRegion, NAME_LEN};
 use cloister_abi::{ABI_VERSION, MemoryKind};
 
 const PAGE: u64 = 4096;
@@ -41,7 +41,9 @@ impl<F: PteFormat> Vm<F> {
     }
 
     fn check_image_range(&self, gpa: u64, size: u64) -> Result<(), Stop> {
-        let private = self.slot_containing(gpa, size).is_some_and(|s| s.kind() == MemoryKind::Private);
+        let private = self
+            .slot_containing(gpa, size)
+            .is_some_and(|s| s.kind() == MemoryKind::Private);
         if gpa < boot::IMAGE_MIN_GPA || !private {
             return Err(Stop::ImageOutsideMemory { gpa, size });
         }

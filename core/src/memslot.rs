@@ -1,5 +1,6 @@
 //! Guest-physical memory: which GPA ranges exist and what backs them.
 
+use alloc::boxed::Box;
 use cloister_abi::MemoryKind;
 use cloister_privmem::FramePool;
 
@@ -18,7 +19,7 @@ pub struct SlotSpec {
 
 pub enum Backing {
     /// Frames allocated from the pool on first touch.
-    Private(FramePool),
+    Private(Box<FramePool>),
     /// A host range mapped one-to-one; the hypervisor may read it.
     Shared { host_base: u64 },
 }
@@ -32,10 +33,18 @@ pub struct Memslot {
 impl Memslot {
     pub fn new(spec: &SlotSpec) -> Self {
         let backing = match spec.kind {
-            MemoryKind::Private => Backing::Private(FramePool::new(spec.host_base, spec.size)),
-            MemoryKind::Shared => Backing::Shared { host_base: spec.host_base },
+            MemoryKind::Private => {
+                Backing::Private(Box::new(FramePool::new(spec.host_base, spec.size)))
+            }
+            MemoryKind::Shared => Backing::Shared {
+                host_base: spec.host_base,
+            },
         };
-        Self { gpa: spec.gpa, size: spec.size, backing }
+        Self {
+            gpa: spec.gpa,
+            size: spec.size,
+            backing,
+        }
     }
 
     pub fn kind(&self) -> MemoryKind {
@@ -51,6 +60,11 @@ impl Memslot {
     }
 
     pub fn region(&self) -> cloister_abi::MemoryRegion {
-        cloister_abi::MemoryRegion { gpa: self.gpa, size: self.size, kind: self.kind() as u32, reserved: 0 }
+        cloister_abi::MemoryRegion {
+            gpa: self.gpa,
+            size: self.size,
+            kind: self.kind() as u32,
+            reserved: 0,
+        }
     }
 }

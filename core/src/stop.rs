@@ -22,7 +22,12 @@ pub enum Stop {
     /// The workload used something Cloister does not emulate.
     Unsupported { what: &'static str, rip: u64 },
     /// An exit the backend could not decode.
-    UnknownExit { code: u64, info1: u64, info2: u64, rip: u64 },
+    UnknownExit {
+        code: u64,
+        info1: u64,
+        info2: u64,
+        rip: u64,
+    },
     /// The workload image could not be loaded.
     BadImage { error: ElfError },
     /// The first 2 MiB of guest-physical space (boot info, page tables, stack) is not
@@ -45,21 +50,38 @@ impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::Exited { status } => write!(f, "exited {status}"),
-            Self::TripleFault { rip } => write!(f, "stopped: triple fault (shutdown) at rip={rip:#x}"),
+            Self::TripleFault { rip } => {
+                write!(f, "stopped: triple fault (shutdown) at rip={rip:#x}")
+            }
             Self::OutsideMemory { gpa, access, rip } => write!(
                 f,
                 "stopped: {} access outside its memory at gpa={gpa:#x} (rip={rip:#x})",
                 access.name()
             ),
             Self::OutOfMemory { gpa } => write!(f, "stopped: out of memory backing gpa={gpa:#x}"),
-            Self::Halted { rip } => write!(f, "stopped: halted with interrupts off at rip={rip:#x}"),
-            Self::VmrunFailed { code } => write!(f, "stopped: VM entry failed (exit code {code:#x})"),
-            Self::Unsupported { what, rip } => write!(f, "stopped: unsupported {what} at rip={rip:#x}"),
-            Self::UnknownExit { code, info1, info2, rip } => write!(
+            Self::Halted { rip } => {
+                write!(f, "stopped: halted with interrupts off at rip={rip:#x}")
+            }
+            Self::VmrunFailed { code } => {
+                write!(f, "stopped: VM entry failed (exit code {code:#x})")
+            }
+            Self::Unsupported { what, rip } => {
+                write!(f, "stopped: unsupported {what} at rip={rip:#x}")
+            }
+            Self::UnknownExit {
+                code,
+                info1,
+                info2,
+                rip,
+            } => write!(
                 f,
                 "stopped: unhandled exit {code:#x} (info1={info1:#x} info2={info2:#x}) at rip={rip:#x}"
             ),
-            Self::BadImage { error } => write!(f, "stopped: could not launch: bad image: {}", error.describe()),
+            Self::BadImage { error } => write!(
+                f,
+                "stopped: could not launch: bad image: {}",
+                error.describe()
+            ),
             Self::NoBootArea => write!(
                 f,
                 "stopped: could not launch: guest-physical [0, {:#x}) must be private memory (boot info, page tables, stack)",
@@ -69,7 +91,9 @@ impl fmt::Display for Stop {
                 f,
                 "stopped: could not launch: image segment gpa={gpa:#x} size={size:#x} is not inside private memory above the boot area"
             ),
-            Self::Mmu { error, gpa } => write!(f, "stopped: page-table error {error:?} at gpa={gpa:#x}"),
+            Self::Mmu { error, gpa } => {
+                write!(f, "stopped: page-table error {error:?} at gpa={gpa:#x}")
+            }
         }
     }
 }

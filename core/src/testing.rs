@@ -20,7 +20,12 @@ pub struct FakeHost {
 
 impl FakeHost {
     pub fn new(table_budget: usize) -> Self {
-        Self { tables: Vec::new(), table_budget, frames: BTreeMap::new(), console: Vec::new() }
+        Self {
+            tables: Vec::new(),
+            table_budget,
+            frames: BTreeMap::new(),
+            console: Vec::new(),
+        }
     }
 
     pub fn tables_allocated(&self) -> usize {
@@ -51,7 +56,9 @@ impl Host for FakeHost {
         assert_eq!(pa % 4096, 0);
         assert!(pa < TABLE_BASE, "table page used as a data frame");
         // Fresh frames hold garbage so tests see whether the VM scrubs them.
-        self.frames.entry(pa).or_insert_with(|| Box::new([0xa5; 4096]))
+        self.frames
+            .entry(pa)
+            .or_insert_with(|| Box::new([0xa5; 4096]))
     }
 
     fn console_write(&mut self, bytes: &[u8]) {
@@ -59,7 +66,12 @@ impl Host for FakeHost {
     }
 
     fn cpuid(&self, leaf: u32, _subleaf: u32) -> CpuidResult {
-        CpuidResult { eax: leaf, ebx: !0, ecx: !0, edx: !0 }
+        CpuidResult {
+            eax: leaf,
+            ebx: !0,
+            ecx: !0,
+            edx: !0,
+        }
     }
 }
 
@@ -103,7 +115,10 @@ impl ScriptedVcpu {
 
 impl Vcpu for ScriptedVcpu {
     fn run(&mut self) -> Exit {
-        let mut step = self.steps.pop_front().expect("the VM ran past the end of the script");
+        let mut step = self
+            .steps
+            .pop_front()
+            .expect("the VM ran past the end of the script");
         step(&mut self.regs)
     }
     fn regs(&self) -> &Regs {

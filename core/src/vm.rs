@@ -65,7 +65,12 @@ impl<F: PteFormat> Vm<F> {
                 break;
             }
         }
-        let slots = spec.slots.iter().take(MAX_SLOTS).map(Memslot::new).collect();
+        let slots = spec
+            .slots
+            .iter()
+            .take(MAX_SLOTS)
+            .map(Memslot::new)
+            .collect();
         Ok(Self {
             name,
             slots,
@@ -103,14 +108,23 @@ impl<F: PteFormat> Vm<F> {
     fn handle(&mut self, exit: Exit, vcpu: &mut impl Vcpu, host: &mut impl Host) -> Option<Stop> {
         let rip = vcpu.regs().rip;
         match exit {
-            Exit::NestedPageFault { gpa, access, present } => {
+            Exit::NestedPageFault {
+                gpa,
+                access,
+                present,
+            } => {
                 self.stats.npf += 1;
                 if present {
                     // Everything is mapped with full rights, so this is a bug, not a
                     // workload choice: stop rather than spin on the same fault.
-                    return Some(Stop::Unsupported { what: "permission fault on a mapped page", rip });
+                    return Some(Stop::Unsupported {
+                        what: "permission fault on a mapped page",
+                        rip,
+                    });
                 }
-                self.fault_in(gpa, host).err().map(|e| e.into_stop(gpa, access, rip))
+                self.fault_in(gpa, host)
+                    .err()
+                    .map(|e| e.into_stop(gpa, access, rip))
             }
             Exit::Hypercall { insn_len } => {
                 self.stats.hypercalls += 1;
@@ -118,8 +132,16 @@ impl<F: PteFormat> Vm<F> {
                 regs.rip += insn_len;
                 hypercall::dispatch(self, regs, host)
             }
-            Exit::Io { string: true, .. } => Some(Stop::Unsupported { what: "string port I/O", rip }),
-            Exit::Io { size, write, next_rip, .. } => {
+            Exit::Io { string: true, .. } => Some(Stop::Unsupported {
+                what: "string port I/O",
+                rip,
+            }),
+            Exit::Io {
+                size,
+                write,
+                next_rip,
+                ..
+            } => {
                 // No device is attached to any port: reads float high, writes vanish.
                 self.stats.io += 1;
                 let regs = vcpu.regs_mut();
@@ -153,7 +175,12 @@ impl<F: PteFormat> Vm<F> {
             }
             Exit::Interrupt | Exit::Nmi => None,
             Exit::VmrunFailed { code } => Some(Stop::VmrunFailed { code }),
-            Exit::Unknown { code, info1, info2 } => Some(Stop::UnknownExit { code, info1, info2, rip }),
+            Exit::Unknown { code, info1, info2 } => Some(Stop::UnknownExit {
+                code,
+                info1,
+                info2,
+                rip,
+            }),
         }
     }
 
@@ -164,11 +191,16 @@ impl<F: PteFormat> Vm<F> {
         if let Some(mapping) = self.npt.lookup(host, page) {
             return Ok(mapping.pa);
         }
-        let slot = self.slots.iter_mut().find(|s| s.contains(page, PageSize::Size4K.bytes()));
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|s| s.contains(page, PageSize::Size4K.bytes()));
         let slot = slot.ok_or(FaultError::Outside)?;
         let pa = match &mut slot.backing {
             Backing::Private(pool) => {
-                let pa = pool.alloc(1).map_err(|_: PoolError| FaultError::OutOfMemory)?;
+                let pa = pool
+                    .alloc(1)
+                    .map_err(|_: PoolError| FaultError::OutOfMemory)?;
                 host.frame(pa).fill(0);
                 pa
             }

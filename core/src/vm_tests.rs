@@ -18,14 +18,32 @@ const ALL_CALLS: u64 = !0;
 
 fn slots(private_size: u64) -> [SlotSpec; 2] {
     [
-        SlotSpec { gpa: 0, size: private_size, kind: MemoryKind::Private, host_base: PRIVATE_HOST },
-        SlotSpec { gpa: SHARED_GPA, size: 0x20_0000, kind: MemoryKind::Shared, host_base: SHARED_HOST },
+        SlotSpec {
+            gpa: 0,
+            size: private_size,
+            kind: MemoryKind::Private,
+            host_base: PRIVATE_HOST,
+        },
+        SlotSpec {
+            gpa: SHARED_GPA,
+            size: 0x20_0000,
+            kind: MemoryKind::Shared,
+            host_base: SHARED_HOST,
+        },
     ]
 }
 
 fn vm(host: &mut FakeHost, private_size: u64, allowed_calls: u64) -> Vm<TestFormat> {
     let slots = slots(private_size);
-    Vm::new(&VmSpec { name: "t", slots: &slots, allowed_calls }, host).unwrap()
+    Vm::new(
+        &VmSpec {
+            name: "t",
+            slots: &slots,
+            allowed_calls,
+        },
+        host,
+    )
+    .unwrap()
 }
 
 fn hypercall(call: u64, rbx: u64, rcx: u64) -> impl FnMut(&mut crate::vcpu::Regs) -> Exit {
@@ -51,14 +69,35 @@ fn read_u64(vm: &mut Vm<TestFormat>, host: &mut FakeHost, gpa: u64) -> u64 {
 fn launch_loads_image_boot_info_and_identity_map() {
     let mut host = FakeHost::new(64);
     let mut vm = vm(&mut host, 0x400_0000, 0b110);
-    let elf = build_elf(0x20_0008, 0x20_0000, &0x1122_3344_5566_7788u64.to_le_bytes(), 0x10_0000);
+    let elf = build_elf(
+        0x20_0008,
+        0x20_0000,
+        &0x1122_3344_5566_7788u64.to_le_bytes(),
+        0x10_0000,
+    );
     let entry = vm.launch(&elf, &mut host).unwrap();
-    assert_eq!((entry.rip, entry.rsp, entry.rdi, entry.cr3), (0x20_0008, 0x20_0000, 0x1000, 0x2000));
-    assert_eq!(read_u64(&mut vm, &mut host, 0x20_0000), 0x1122_3344_5566_7788);
-    assert_eq!(read_u64(&mut vm, &mut host, boot::BOOT_INFO_GPA), BOOT_INFO_MAGIC);
-    assert_eq!(read_u64(&mut vm, &mut host, boot::BOOT_INFO_GPA + 16), 0b110, "allowed calls");
+    assert_eq!(
+        (entry.rip, entry.rsp, entry.rdi, entry.cr3),
+        (0x20_0008, 0x20_0000, 0x1000, 0x2000)
+    );
+    assert_eq!(
+        read_u64(&mut vm, &mut host, 0x20_0000),
+        0x1122_3344_5566_7788
+    );
+    assert_eq!(
+        read_u64(&mut vm, &mut host, boot::BOOT_INFO_GPA),
+        BOOT_INFO_MAGIC
+    );
+    assert_eq!(
+        read_u64(&mut vm, &mut host, boot::BOOT_INFO_GPA + 16),
+        0b110,
+        "allowed calls"
+    );
     assert_eq!(read_u64(&mut vm, &mut host, 0x2000), 0x3000 | 0b11);
-    assert_eq!(read_u64(&mut vm, &mut host, 0x3000 + 8 * 5), (5 << 30) | 0x83);
+    assert_eq!(
+        read_u64(&mut vm, &mut host, 0x3000 + 8 * 5),
+        (5 << 30) | 0x83
+    );
     // Image page, boot info, PML4, PDPT: the .bss tail was not touched.
     assert_eq!(vm.stats().launch_pages, 4);
 }
@@ -80,10 +119,22 @@ fn launch_refuses_images_outside_private_memory() {
     let mut host = FakeHost::new(64);
     let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
     let low = build_elf(0x1000, 0x1000, b"x", 1);
-    assert_eq!(vm.launch(&low, &mut host), Err(Stop::ImageOutsideMemory { gpa: 0x1000, size: 1 }));
+    assert_eq!(
+        vm.launch(&low, &mut host),
+        Err(Stop::ImageOutsideMemory {
+            gpa: 0x1000,
+            size: 1
+        })
+    );
     let shared = build_elf(SHARED_GPA, SHARED_GPA, b"x", 1);
-    assert!(matches!(vm.launch(&shared, &mut host), Err(Stop::ImageOutsideMemory { .. })));
-    assert!(matches!(vm.launch(b"not an elf", &mut host), Err(Stop::BadImage { .. })));
+    assert!(matches!(
+        vm.launch(&shared, &mut host),
+        Err(Stop::ImageOutsideMemory { .. })
+    ));
+    assert!(matches!(
+        vm.launch(b"not an elf", &mut host),
+        Err(Stop::BadImage { .. })
+    ));
 }
 
 #[test]
@@ -91,13 +142,23 @@ fn first_touch_maps_a_zeroed_frame_and_later_touches_reuse_it() {
     let mut host = FakeHost::new(64);
     let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
     let mut vcpu = ScriptedVcpu::default()
-        .step(|_| Exit::NestedPageFault { gpa: 0x30_0123, access: Access::Write, present: false })
+        .step(|_| Exit::NestedPageFault {
+            gpa: 0x30_0123,
+            access: Access::Write,
+            present: false,
+        })
         .step(exit_with(0));
     assert_eq!(vm.run(&mut vcpu, &mut host), Stop::Exited { status: 0 });
     let pa = vm.fault_in(0x30_0000, &mut host).ok().unwrap();
-    assert!(host.frame(pa).iter().all(|&b| b == 0), "scrubbed before use");
+    assert!(
+        host.frame(pa).iter().all(|&b| b == 0),
+        "scrubbed before use"
+    );
     assert_eq!(vm.fault_in(0x30_0fff, &mut host).ok(), Some(pa));
-    assert_eq!((vm.stats().npf, vm.stats().exits, vm.stats().hypercalls), (1, 2, 1));
+    assert_eq!(
+        (vm.stats().npf, vm.stats().exits, vm.stats().hypercalls),
+        (1, 2, 1)
+    );
 }
 
 #[test]
@@ -106,10 +167,21 @@ fn an_access_outside_the_memory_map_stops_the_workload_with_the_gpa() {
     let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
     let mut vcpu = ScriptedVcpu::default().step(|regs| {
         regs.rip = 0x20_0042;
-        Exit::NestedPageFault { gpa: 0x1_0000_0000, access: Access::Read, present: false }
+        Exit::NestedPageFault {
+            gpa: 0x1_0000_0000,
+            access: Access::Read,
+            present: false,
+        }
     });
     let stop = vm.run(&mut vcpu, &mut host);
-    assert_eq!(stop, Stop::OutsideMemory { gpa: 0x1_0000_0000, access: Access::Read, rip: 0x20_0042 });
+    assert_eq!(
+        stop,
+        Stop::OutsideMemory {
+            gpa: 0x1_0000_0000,
+            access: Access::Read,
+            rip: 0x20_0042
+        }
+    );
     assert!(std::format!("{stop}").contains("gpa=0x100000000"));
 }
 
@@ -118,13 +190,18 @@ fn running_out_of_page_tables_stops_cleanly_and_keeps_the_frame() {
     // Root only: the first fault needs three more tables.
     let mut host = FakeHost::new(1);
     let mut vm = vm(&mut host, 0x2000, ALL_CALLS);
-    let mut vcpu = ScriptedVcpu::default()
-        .step(|_| Exit::NestedPageFault { gpa: 0x1000, access: Access::Write, present: false });
+    let mut vcpu = ScriptedVcpu::default().step(|_| Exit::NestedPageFault {
+        gpa: 0x1000,
+        access: Access::Write,
+        present: false,
+    });
     let stop = vm.run(&mut vcpu, &mut host);
     assert!(matches!(stop, Stop::Mmu { gpa: 0x1000, .. }), "{stop:?}");
     // The frame allocated for the failed mapping went back to the pool: both frames of
     // the 2-page slot can still be handed out.
-    let crate::memslot::Backing::Private(pool) = &mut vm.slots[0].backing else { unreachable!() };
+    let crate::memslot::Backing::Private(pool) = &mut vm.slots[0].backing else {
+        unreachable!()
+    };
     assert_eq!(pool.free_frames(), 2);
 }
 
@@ -143,11 +220,19 @@ fn console_write_prefixes_lines_and_requires_shared_memory() {
             hypercall(CONSOLE, 0x20_0000, 4)(regs)
         })
         .step(|regs| {
-            assert_eq!(regs.rax, Error::NotShared.to_rax(), "private buffer refused");
+            assert_eq!(
+                regs.rax,
+                Error::NotShared.to_rax(),
+                "private buffer refused"
+            );
             hypercall(CONSOLE, SHARED_GPA + 0x1f_fff0, 0x20)(regs)
         })
         .step(|regs| {
-            assert_eq!(regs.rax, Error::NotShared.to_rax(), "buffer running off the region");
+            assert_eq!(
+                regs.rax,
+                Error::NotShared.to_rax(),
+                "buffer running off the region"
+            );
             hypercall(CONSOLE, SHARED_GPA, 4097)(regs)
         })
         .step(|regs| {
@@ -184,11 +269,20 @@ fn port_reads_float_high_msrs_raise_gp_and_cpuid_is_filtered() {
     let mut vcpu = ScriptedVcpu::default()
         .step(|regs| {
             regs.rax = 0x1234_5678_9abc_def0;
-            Exit::Io { port: 0x60, size: 1, write: false, string: false, next_rip: 0x10 }
+            Exit::Io {
+                port: 0x60,
+                size: 1,
+                write: false,
+                string: false,
+                next_rip: 0x10,
+            }
         })
         .step(|regs| {
             assert_eq!((regs.rax, regs.rip), (0x1234_5678_9abc_deff, 0x10));
-            Exit::Msr { write: false, insn_len: 2 }
+            Exit::Msr {
+                write: false,
+                insn_len: 2,
+            }
         })
         .step(|regs| {
             regs.rax = 0x8000_0001;
@@ -208,7 +302,22 @@ fn failed_entry_and_unknown_exits_stop_with_their_codes() {
     let mut host = FakeHost::new(64);
     let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
     let mut vcpu = ScriptedVcpu::default().step(|_| Exit::VmrunFailed { code: 0xffff_ffff });
-    assert_eq!(vm.run(&mut vcpu, &mut host), Stop::VmrunFailed { code: 0xffff_ffff });
-    let mut vcpu = ScriptedVcpu::default().step(|_| Exit::Unknown { code: 0x8d, info1: 1, info2: 2 });
-    assert_eq!(vm.run(&mut vcpu, &mut host), Stop::UnknownExit { code: 0x8d, info1: 1, info2: 2, rip: 0 });
+    assert_eq!(
+        vm.run(&mut vcpu, &mut host),
+        Stop::VmrunFailed { code: 0xffff_ffff }
+    );
+    let mut vcpu = ScriptedVcpu::default().step(|_| Exit::Unknown {
+        code: 0x8d,
+        info1: 1,
+        info2: 2,
+    });
+    assert_eq!(
+        vm.run(&mut vcpu, &mut host),
+        Stop::UnknownExit {
+            code: 0x8d,
+            info1: 1,
+            info2: 2,
+            rip: 0
+        }
+    );
 }

@@ -16,14 +16,17 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CLOISTER_SELFTEST");
     let selftest = std::env::var("CLOISTER_SELFTEST").unwrap_or_default();
     if !["", "page-fault", "panic"].contains(&selftest.as_str()) {
-        fail(&format!("CLOISTER_SELFTEST={selftest:?}: expected \"page-fault\" or \"panic\""));
+        fail(&format!(
+            "CLOISTER_SELFTEST={selftest:?}: expected \"page-fault\" or \"panic\""
+        ));
     }
     let config_path = std::env::var_os("CLOISTER_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("../../config/default.toml"));
     println!("cargo:rerun-if-changed={}", config_path.display());
     let config = cloister_config::load(&config_path).unwrap_or_else(|e| fail(&e.to_string()));
-    let layout = cloister_config::place(&config).unwrap_or_else(|e| fail(&format!("{}: {e}", config_path.display())));
+    let layout = cloister_config::place(&config)
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", config_path.display())));
     let workload = match std::env::var_os("CLOISTER_WORKLOAD_ELF") {
         Some(path) => PathBuf::from(path),
         None => {
@@ -54,4 +57,3 @@ fn fail(message: &str) -> ! {
     eprintln!("error: {message}");
     std::process::exit(1)
 }
-

@@ -6,7 +6,10 @@ use buddy_system_allocator::FrameAllocator;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolError {
     /// The pool has no free block of the requested size.
-    Exhausted { requested_frames: usize, free_frames: usize },
+    Exhausted {
+        requested_frames: usize,
+        free_frames: usize,
+    },
     /// A freed range is not inside the pool or not aligned to a frame.
     ForeignFrame { pa: u64 },
 }
@@ -23,12 +26,20 @@ pub struct FramePool {
 impl FramePool {
     /// A pool owning `[base, base + size)`; both must be frame aligned.
     pub fn new(base: u64, size: u64) -> Self {
-        assert!(base % FRAME_SIZE == 0 && size % FRAME_SIZE == 0, "pool not frame aligned");
+        assert!(
+            base.is_multiple_of(FRAME_SIZE) && size.is_multiple_of(FRAME_SIZE),
+            "pool not frame aligned"
+        );
         let frames = (size / FRAME_SIZE) as usize;
         let first = (base / FRAME_SIZE) as usize;
         let mut allocator = FrameAllocator::new();
         allocator.add_frame(first, first + frames);
-        Self { base, frames, free: frames, allocator }
+        Self {
+            base,
+            frames,
+            free: frames,
+            allocator,
+        }
     }
 
     pub fn base(&self) -> u64 {
@@ -50,7 +61,10 @@ impl FramePool {
     /// A block of `count` frames (a power of two), aligned to its size.
     pub fn alloc(&mut self, count: usize) -> Result<u64, PoolError> {
         debug_assert!(count.is_power_of_two());
-        let exhausted = PoolError::Exhausted { requested_frames: count, free_frames: self.free };
+        let exhausted = PoolError::Exhausted {
+            requested_frames: count,
+            free_frames: self.free,
+        };
         let first = self.allocator.alloc(count).ok_or(exhausted)?;
         self.free -= count;
         Ok(first as u64 * FRAME_SIZE)
@@ -59,7 +73,7 @@ impl FramePool {
     /// Return a block obtained from [`FramePool::alloc`] with the same `count`.
     pub fn free(&mut self, pa: u64, count: usize) -> Result<(), PoolError> {
         let end = pa + count as u64 * FRAME_SIZE;
-        if pa % FRAME_SIZE != 0 || !self.contains(pa) || end > self.base + self.size() {
+        if !pa.is_multiple_of(FRAME_SIZE) || !self.contains(pa) || end > self.base + self.size() {
             return Err(PoolError::ForeignFrame { pa });
         }
         self.allocator.dealloc((pa / FRAME_SIZE) as usize, count);
@@ -90,8 +104,20 @@ mod tests {
         let mut pool = FramePool::new(0x10_0000, 0x2000);
         pool.alloc(1).unwrap();
         pool.alloc(1).unwrap();
-        assert_eq!(pool.alloc(1), Err(PoolError::Exhausted { requested_frames: 1, free_frames: 0 }));
-        assert_eq!(pool.free(0x20_0000, 1), Err(PoolError::ForeignFrame { pa: 0x20_0000 }));
-        assert_eq!(pool.free(0x10_0800, 1), Err(PoolError::ForeignFrame { pa: 0x10_0800 }));
+        assert_eq!(
+            pool.alloc(1),
+            Err(PoolError::Exhausted {
+                requested_frames: 1,
+                free_frames: 0
+            })
+        );
+        assert_eq!(
+            pool.free(0x20_0000, 1),
+            Err(PoolError::ForeignFrame { pa: 0x20_0000 })
+        );
+        assert_eq!(
+            pool.free(0x10_0800, 1),
+            Err(PoolError::ForeignFrame { pa: 0x10_0800 })
+        );
     }
 }

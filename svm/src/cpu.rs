@@ -72,7 +72,10 @@ impl Svm {
             wrmsr(IA32_EFER, rdmsr(IA32_EFER) | EFER_SVME);
             wrmsr(VM_HSAVE_PA, phys(&*host_save_area));
         }
-        let svm = Self { host_save_area, host_vmsave_area };
+        let svm = Self {
+            host_save_area,
+            host_vmsave_area,
+        };
         // SAFETY: EFER.SVME is set and the area is a page-aligned, owned page.
         unsafe { crate::trampoline::vmsave(phys(&*svm.host_vmsave_area)) };
         Ok(svm)

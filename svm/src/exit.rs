@@ -44,7 +44,9 @@ pub fn decode(vmcb: &Vmcb) -> Exit {
             },
             present: info1 & NPF_PRESENT != 0,
         },
-        EXIT_VMMCALL => Exit::Hypercall { insn_len: VMMCALL_LEN },
+        EXIT_VMMCALL => Exit::Hypercall {
+            insn_len: VMMCALL_LEN,
+        },
         EXIT_IOIO => Exit::Io {
             port: (info1 >> 16) as u16,
             // SZ8, SZ16, SZ32 are bits 4, 5, 6.
@@ -55,8 +57,13 @@ pub fn decode(vmcb: &Vmcb) -> Exit {
         },
         EXIT_HLT => Exit::Hlt,
         EXIT_SHUTDOWN => Exit::Shutdown,
-        EXIT_CPUID => Exit::Cpuid { insn_len: CPUID_LEN },
-        EXIT_MSR => Exit::Msr { write: info1 & 1 != 0, insn_len: MSR_LEN },
+        EXIT_CPUID => Exit::Cpuid {
+            insn_len: CPUID_LEN,
+        },
+        EXIT_MSR => Exit::Msr {
+            write: info1 & 1 != 0,
+            insn_len: MSR_LEN,
+        },
         EXIT_INTR => Exit::Interrupt,
         EXIT_NMI => Exit::Nmi,
         c if EXIT_INVALID.contains(&c) => Exit::VmrunFailed { code },
@@ -80,11 +87,19 @@ mod tests {
     fn nested_page_faults_carry_gpa_and_access() {
         assert_eq!(
             exit(EXIT_NPF, (1 << 32) | NPF_WRITE, 0x1234_5000),
-            Exit::NestedPageFault { gpa: 0x1234_5000, access: Access::Write, present: false }
+            Exit::NestedPageFault {
+                gpa: 0x1234_5000,
+                access: Access::Write,
+                present: false
+            }
         );
         assert_eq!(
             exit(EXIT_NPF, NPF_PRESENT | NPF_FETCH, 0x1000),
-            Exit::NestedPageFault { gpa: 0x1000, access: Access::Execute, present: true }
+            Exit::NestedPageFault {
+                gpa: 0x1000,
+                access: Access::Execute,
+                present: true
+            }
         );
     }
 
@@ -93,19 +108,34 @@ mod tests {
         // OUT dx, al to 0x3f8: SZ8, not IN.
         assert_eq!(
             exit(EXIT_IOIO, (0x3f8 << 16) | (1 << 4), 0x20_0010),
-            Exit::Io { port: 0x3f8, size: 1, write: true, string: false, next_rip: 0x20_0010 }
+            Exit::Io {
+                port: 0x3f8,
+                size: 1,
+                write: true,
+                string: false,
+                next_rip: 0x20_0010
+            }
         );
         // IN eax, dx: SZ32, IN.
         assert_eq!(
             exit(EXIT_IOIO, (0x60 << 16) | (1 << 6) | IOIO_IN, 7),
-            Exit::Io { port: 0x60, size: 4, write: false, string: false, next_rip: 7 }
+            Exit::Io {
+                port: 0x60,
+                size: 4,
+                write: false,
+                string: false,
+                next_rip: 7
+            }
         );
     }
 
     #[test]
     fn failed_vmrun_is_recognised_in_both_encodings() {
         assert_eq!(exit(u64::MAX, 0, 0), Exit::VmrunFailed { code: u64::MAX });
-        assert_eq!(exit(0xffff_ffff, 0, 0), Exit::VmrunFailed { code: 0xffff_ffff });
+        assert_eq!(
+            exit(0xffff_ffff, 0, 0),
+            Exit::VmrunFailed { code: 0xffff_ffff }
+        );
     }
 
     #[test]
@@ -114,9 +144,22 @@ mod tests {
         assert_eq!(exit(EXIT_HLT, 0, 0), Exit::Hlt);
         assert_eq!(exit(EXIT_SHUTDOWN, 0, 0), Exit::Shutdown);
         assert_eq!(exit(EXIT_CPUID, 0, 0), Exit::Cpuid { insn_len: 2 });
-        assert_eq!(exit(EXIT_MSR, 1, 0), Exit::Msr { write: true, insn_len: 2 });
+        assert_eq!(
+            exit(EXIT_MSR, 1, 0),
+            Exit::Msr {
+                write: true,
+                insn_len: 2
+            }
+        );
         assert_eq!(exit(EXIT_INTR, 0, 0), Exit::Interrupt);
         assert_eq!(exit(EXIT_NMI, 0, 0), Exit::Nmi);
-        assert_eq!(exit(0x8d, 1, 2), Exit::Unknown { code: 0x8d, info1: 1, info2: 2 });
+        assert_eq!(
+            exit(0x8d, 1, 2),
+            Exit::Unknown {
+                code: 0x8d,
+                info1: 1,
+                info2: 2
+            }
+        );
     }
 }

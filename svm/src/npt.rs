@@ -51,11 +51,21 @@ mod tests {
 
     #[test]
     fn entries_carry_user_bit_and_permissions() {
-        let leaf = NptFormat::leaf(0x20_0000, PageSize::Size2M, Perms { write: false, execute: false });
+        let leaf = NptFormat::leaf(
+            0x20_0000,
+            PageSize::Size2M,
+            Perms {
+                write: false,
+                execute: false,
+            },
+        );
         assert_eq!(leaf, 0x20_0000 | PRESENT | USER | HUGE | NO_EXECUTE);
         assert!(NptFormat::is_huge(leaf) && NptFormat::is_present(leaf));
         assert_eq!(NptFormat::address(leaf), 0x20_0000);
         assert_eq!(NptFormat::table(0x5000), 0x5007);
-        assert_eq!(NptFormat::leaf(0x5000, PageSize::Size4K, Perms::ALL), 0x5007);
+        assert_eq!(
+            NptFormat::leaf(0x5000, PageSize::Size4K, Perms::ALL),
+            0x5007
+        );
     }
 }

@@ -20,7 +20,10 @@ impl FpuAreas {
         let mut guest = [0u8; 512];
         guest[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
         guest[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
-        Self { guest, host: [0; 512] }
+        Self {
+            guest,
+            host: [0; 512],
+        }
     }
 }
 

@@ -32,11 +32,26 @@ pub struct SvmVcpu<'svm> {
 impl<'svm> SvmVcpu<'svm> {
     /// A vCPU that starts at `entry`, translated through the nested table at `npt_root`.
     pub fn new(svm: &'svm Svm, entry: &EntryState, npt_root: u64, asid: u32) -> Self {
-        let maps = Box::new(PermissionMaps { io: [0xff; 3 * 4096], msr: [0xff; 2 * 4096] });
+        let maps = Box::new(PermissionMaps {
+            io: [0xff; 3 * 4096],
+            msr: [0xff; 2 * 4096],
+        });
         let mut vmcb = Box::new(Vmcb::ZERO);
         vmcb.init_long_mode(entry, npt_root, asid, phys(&maps.io), phys(&maps.msr));
-        let regs = Regs { rip: entry.rip, rsp: entry.rsp, rdi: entry.rdi, rflags: 0x2, ..Regs::default() };
-        Self { svm, vmcb, _maps: maps, fpu: Box::new(FpuAreas::reset()), regs }
+        let regs = Regs {
+            rip: entry.rip,
+            rsp: entry.rsp,
+            rdi: entry.rdi,
+            rflags: 0x2,
+            ..Regs::default()
+        };
+        Self {
+            svm,
+            vmcb,
+            _maps: maps,
+            fpu: Box::new(FpuAreas::reset()),
+            regs,
+        }
     }
 }
 

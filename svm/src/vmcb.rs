@@ -123,12 +123,22 @@ impl Vmcb {
 
     /// Set up a workload entering 64-bit mode at `entry` (cloister_abi::boot), translated
     /// by the nested table at `npt_root`, with every port and MSR intercepted.
-    pub fn init_long_mode(&mut self, entry: &EntryState, npt_root: u64, asid: u32, iopm: u64, msrpm: u64) {
+    pub fn init_long_mode(
+        &mut self,
+        entry: &EntryState,
+        npt_root: u64,
+        asid: u32,
+        iopm: u64,
+        msrpm: u64,
+    ) {
         use intercept::*;
         *self = Self::ZERO;
         self.write_u32(control::INTERCEPT_CR, 0);
         self.write_u32(control::INTERCEPT_EXCEPTIONS, 0);
-        self.write_u32(control::INTERCEPT_MISC1, INTR | NMI | CPUID | HLT | IOIO_PROT | MSR_PROT | SHUTDOWN);
+        self.write_u32(
+            control::INTERCEPT_MISC1,
+            INTR | NMI | CPUID | HLT | IOIO_PROT | MSR_PROT | SHUTDOWN,
+        );
         self.write_u32(
             control::INTERCEPT_MISC2,
             VMRUN | VMMCALL | VMLOAD | VMSAVE | STGI | CLGI | SKINIT | XSETBV,
@@ -151,7 +161,10 @@ impl Vmcb {
         self.write_segment(save::IDTR, 0, 0, 0, 0);
         self.0[save::CPL] = 0;
         self.write_u64(save::EFER, EFER_LME | EFER_LMA | EFER_NXE | EFER_SVME);
-        self.write_u64(save::CR0, CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG);
+        self.write_u64(
+            save::CR0,
+            CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG,
+        );
         self.write_u64(save::CR3, entry.cr3);
         self.write_u64(save::CR4, CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT);
         self.write_u64(save::DR6, 0xffff_0ff0);
@@ -170,17 +183,37 @@ mod tests {
     #[test]
     fn long_mode_setup_intercepts_what_core_handles() {
         let mut vmcb = Vmcb::ZERO;
-        let entry = EntryState { rip: 0x20_0000, rsp: 0x20_0000, rdi: 0x1000, cr3: 0x2000 };
+        let entry = EntryState {
+            rip: 0x20_0000,
+            rsp: 0x20_0000,
+            rdi: 0x1000,
+            cr3: 0x2000,
+        };
         vmcb.init_long_mode(&entry, 0x55_5000, 1, 0x1000, 0x4000);
         assert_eq!(vmcb.read_u64(save::RIP), 0x20_0000);
         assert_eq!(vmcb.read_u64(save::CR3), 0x2000);
         assert_eq!(vmcb.read_u64(control::N_CR3), 0x55_5000);
         assert_eq!(vmcb.read_u64(control::NP_ENABLE), 1);
-        assert_ne!(vmcb.read_u64(save::EFER) & EFER_SVME, 0, "VMRUN refuses a guest without EFER.SVME");
+        assert_ne!(
+            vmcb.read_u64(save::EFER) & EFER_SVME,
+            0,
+            "VMRUN refuses a guest without EFER.SVME"
+        );
         let misc2 = vmcb.read_u64(control::INTERCEPT_MISC2) as u32;
-        assert_ne!(misc2 & intercept::VMRUN, 0, "VMRUN refuses a VMCB without the VMRUN intercept");
-        assert_eq!(vmcb.read_u64(control::GUEST_ASID) as u32, 1, "ASID 0 is the host's");
+        assert_ne!(
+            misc2 & intercept::VMRUN,
+            0,
+            "VMRUN refuses a VMCB without the VMRUN intercept"
+        );
+        assert_eq!(
+            vmcb.read_u64(control::GUEST_ASID) as u32,
+            1,
+            "ASID 0 is the host's"
+        );
         // CS: selector 8, L and G set, D clear (L+D together is invalid).
-        assert_eq!(u16::from_le_bytes([vmcb.0[save::CS + 2], vmcb.0[save::CS + 3]]), 0xa9b);
+        assert_eq!(
+            u16::from_le_bytes([vmcb.0[save::CS + 2], vmcb.0[save::CS + 3]]),
+            0xa9b
+        );
     }
 }

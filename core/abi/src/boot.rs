@@ -65,7 +65,12 @@ pub struct MemoryRegion {
 }
 
 impl MemoryRegion {
-    pub const EMPTY: Self = Self { gpa: 0, size: 0, kind: 0, reserved: 0 };
+    pub const EMPTY: Self = Self {
+        gpa: 0,
+        size: 0,
+        kind: 0,
+        reserved: 0,
+    };
 
     pub fn kind(&self) -> Option<MemoryKind> {
         MemoryKind::from_raw(self.kind)
@@ -103,7 +108,9 @@ impl BootInfo {
 
     /// The first shared region, where hypercall buffers go.
     pub fn shared_region(&self) -> Option<&MemoryRegion> {
-        self.regions().iter().find(|r| r.kind() == Some(MemoryKind::Shared))
+        self.regions()
+            .iter()
+            .find(|r| r.kind() == Some(MemoryKind::Shared))
     }
 
     pub fn name(&self) -> &str {
@@ -143,7 +150,12 @@ mod tests {
 
     #[test]
     fn region_contains_rejects_wrapping_and_oversized_ranges() {
-        let r = MemoryRegion { gpa: 0x1000, size: 0x2000, kind: 2, reserved: 0 };
+        let r = MemoryRegion {
+            gpa: 0x1000,
+            size: 0x2000,
+            kind: 2,
+            reserved: 0,
+        };
         assert!(r.contains(0x1000, 0x2000));
         assert!(r.contains(0x2fff, 1));
         assert!(!r.contains(0x2fff, 2));
@@ -163,8 +175,18 @@ mod tests {
             regions: [MemoryRegion::EMPTY; MAX_REGIONS],
         };
         info.name[..4].copy_from_slice(b"demo");
-        info.regions[0] = MemoryRegion { gpa: 0, size: 1 << 26, kind: 1, reserved: 0 };
-        info.regions[1] = MemoryRegion { gpa: 1 << 30, size: 1 << 21, kind: 2, reserved: 0 };
+        info.regions[0] = MemoryRegion {
+            gpa: 0,
+            size: 1 << 26,
+            kind: 1,
+            reserved: 0,
+        };
+        info.regions[1] = MemoryRegion {
+            gpa: 1 << 30,
+            size: 1 << 21,
+            kind: 2,
+            reserved: 0,
+        };
         assert_eq!(info.shared_region().unwrap().gpa, 1 << 30);
         assert_eq!(info.name(), "demo");
         info.region_count = 1;
@@ -181,13 +203,24 @@ mod tests {
             name: [b'x'; NAME_LEN],
             regions: [MemoryRegion::EMPTY; MAX_REGIONS],
         };
-        info.regions[MAX_REGIONS - 1] = MemoryRegion { gpa: 7, size: 9, kind: 2, reserved: 3 };
+        info.regions[MAX_REGIONS - 1] = MemoryRegion {
+            gpa: 7,
+            size: 9,
+            kind: 2,
+            reserved: 3,
+        };
         let bytes = info.to_bytes();
         assert_eq!(core::mem::offset_of!(BootInfo, regions), 56);
         assert_eq!(&bytes[..8], b"CLOISTER");
         assert_eq!(u64::from_le_bytes(bytes[16..24].try_into().unwrap()), 0b110);
         let last = 56 + (MAX_REGIONS - 1) * 24;
-        assert_eq!(u64::from_le_bytes(bytes[last..last + 8].try_into().unwrap()), 7);
-        assert_eq!(u32::from_le_bytes(bytes[last + 16..last + 20].try_into().unwrap()), 2);
+        assert_eq!(
+            u64::from_le_bytes(bytes[last..last + 8].try_into().unwrap()),
+            7
+        );
+        assert_eq!(
+            u32::from_le_bytes(bytes[last + 16..last + 20].try_into().unwrap()),
+            2
+        );
     }
 }

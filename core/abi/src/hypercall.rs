@@ -109,7 +109,10 @@ mod tests {
     #[test]
     fn results_decode_into_values_and_errors() {
         assert_eq!(decode_result(5), Ok(5));
-        assert_eq!(decode_result(Error::NotShared.to_rax()), Err(Ok(Error::NotShared)));
+        assert_eq!(
+            decode_result(Error::NotShared.to_rax()),
+            Err(Ok(Error::NotShared))
+        );
         assert_eq!(decode_result(-99i64 as u64), Err(Err(-99)));
     }
 }

@@ -33,7 +33,10 @@ pub struct Perms {
 }
 
 impl Perms {
-    pub const ALL: Self = Self { write: true, execute: true };
+    pub const ALL: Self = Self {
+        write: true,
+        execute: true,
+    };
 }
 
 /// A vendor's entry format (NPT, EPT, the TDX mirror). Entries are plain `u64`s.

@@ -4,4 +4,4 @@ mod format;
 mod table;
 
 pub use format::{PageSize, Perms, PteFormat};
-pub use table::{Mapping, MmuError, SecondLevelTable, TableMemory, ENTRIES};
+pub use table::{ENTRIES, Mapping, MmuError, SecondLevelTable, TableMemory};

@@ -45,7 +45,10 @@ const fn index(gpa: u64, level: usize) -> usize {
 impl<F: PteFormat> SecondLevelTable<F> {
     pub fn new(mem: &mut impl TableMemory) -> Result<Self, MmuError> {
         let root = mem.alloc_table().ok_or(MmuError::OutOfTables)?;
-        Ok(Self { root, format: PhantomData })
+        Ok(Self {
+            root,
+            format: PhantomData,
+        })
     }
 
     /// Physical address of the top-level table (what the CPU is pointed at).
@@ -92,9 +95,17 @@ impl<F: PteFormat> SecondLevelTable<F> {
     pub fn lookup(&self, mem: &mut impl TableMemory, gpa: u64) -> Option<Mapping> {
         let (table, level) = self.walk_to_leaf(mem, gpa)?;
         let pte = mem.table(table)[index(gpa, level)];
-        let size = if level == 1 { PageSize::Size4K } else { PageSize::Size2M };
+        let size = if level == 1 {
+            PageSize::Size4K
+        } else {
+            PageSize::Size2M
+        };
         let offset = gpa & (size.bytes() - 1);
-        Some(Mapping { pa: F::address(pte) + offset, size, pte })
+        Some(Mapping {
+            pa: F::address(pte) + offset,
+            size,
+            pte,
+        })
     }
 
     /// Clear the leaf translating `gpa` and return the entry it held.
@@ -138,7 +149,14 @@ mod tests {
     fn maps_and_finds_4k_leaves_with_offsets() {
         let mut host = FakeHost::new(64);
         let mut t = table(&mut host);
-        t.map(&mut host, 0x4000_3000, 0x10_5000, PageSize::Size4K, Perms::ALL).unwrap();
+        t.map(
+            &mut host,
+            0x4000_3000,
+            0x10_5000,
+            PageSize::Size4K,
+            Perms::ALL,
+        )
+        .unwrap();
         let m = t.lookup(&mut host, 0x4000_3abc).unwrap();
         assert_eq!((m.pa, m.size), (0x10_5abc, PageSize::Size4K));
         assert!(t.lookup(&mut host, 0x4000_4000).is_none());
@@ -151,10 +169,23 @@ mod tests {
         let mut host = FakeHost::new(64);
         let mut t = table(&mut host);
         assert_eq!(
-            t.map(&mut host, 0x20_1000, 0x40_0000, PageSize::Size2M, Perms::ALL),
+            t.map(
+                &mut host,
+                0x20_1000,
+                0x40_0000,
+                PageSize::Size2M,
+                Perms::ALL
+            ),
             Err(MmuError::Misaligned)
         );
-        t.map(&mut host, 0x20_0000, 0x40_0000, PageSize::Size2M, Perms::ALL).unwrap();
+        t.map(
+            &mut host,
+            0x20_0000,
+            0x40_0000,
+            PageSize::Size2M,
+            Perms::ALL,
+        )
+        .unwrap();
         let m = t.lookup(&mut host, 0x3f_ffff).unwrap();
         assert_eq!((m.pa, m.size), (0x5f_ffff, PageSize::Size2M));
         // A 4 KiB map inside the huge page must not silently split it.
@@ -168,22 +199,27 @@ mod tests {
     fn clear_returns_the_old_entry_and_unmaps() {
         let mut host = FakeHost::new(64);
         let mut t = table(&mut host);
-        t.map(&mut host, 0x7000, 0x9000, PageSize::Size4K, Perms::ALL).unwrap();
+        t.map(&mut host, 0x7000, 0x9000, PageSize::Size4K, Perms::ALL)
+            .unwrap();
         let old = t.clear(&mut host, 0x7000).unwrap();
         assert_eq!(TestFormat::address(old), 0x9000);
         assert!(t.lookup(&mut host, 0x7000).is_none());
         assert_eq!(t.clear(&mut host, 0x7000), None, "already clear");
         // The slot can be reused.
-        t.map(&mut host, 0x7000, 0xa000, PageSize::Size4K, Perms::ALL).unwrap();
+        t.map(&mut host, 0x7000, 0xa000, PageSize::Size4K, Perms::ALL)
+            .unwrap();
     }
 
     #[test]
     fn double_map_is_refused_with_the_existing_entry() {
         let mut host = FakeHost::new(64);
         let mut t = table(&mut host);
-        t.map(&mut host, 0x7000, 0x9000, PageSize::Size4K, Perms::ALL).unwrap();
+        t.map(&mut host, 0x7000, 0x9000, PageSize::Size4K, Perms::ALL)
+            .unwrap();
         let err = t.map(&mut host, 0x7000, 0xa000, PageSize::Size4K, Perms::ALL);
-        assert!(matches!(err, Err(MmuError::AlreadyMapped { pte }) if TestFormat::address(pte) == 0x9000));
+        assert!(
+            matches!(err, Err(MmuError::AlreadyMapped { pte }) if TestFormat::address(pte) == 0x9000)
+        );
     }
 
     #[test]

@@ -31,7 +31,10 @@ impl TableMemory for BoardHost {
 
 impl Host for BoardHost {
     fn frame(&mut self, pa: u64) -> &mut [u8; 4096] {
-        assert!(pa % 4096 == 0 && pa < 1 << 32, "frame {pa:#x} outside the identity map");
+        assert!(
+            pa.is_multiple_of(4096) && pa < 1 << 32,
+            "frame {pa:#x} outside the identity map"
+        );
         // SAFETY: core only asks for frames of the workload's pools, which the boot check
         // proved are RAM below 4 GiB and which nothing else in the hypervisor references.
         unsafe { &mut *(pa as *mut [u8; 4096]) }
@@ -43,6 +46,11 @@ impl Host for BoardHost {
 
     fn cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult {
         let r = __cpuid_count(leaf, subleaf);
-        CpuidResult { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
+        CpuidResult {
+            eax: r.eax,
+            ebx: r.ebx,
+            ecx: r.ecx,
+            edx: r.edx,
+        }
     }
 }

@@ -19,7 +19,10 @@ static HEAP: LockedHeap = LockedHeap(Spinlock::new(Heap::empty()));
 // SAFETY: every allocation and free goes through the buddy heap under its lock.
 unsafe impl GlobalAlloc for LockedHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.0.lock().alloc(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        self.0
+            .lock()
+            .alloc(layout)
+            .map_or(core::ptr::null_mut(), |p| p.as_ptr())
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

@@ -48,9 +48,20 @@ extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
     cpu::init();
     cloister_x86::set_fatal_exit(debug_exit::fatal);
     set_phase("boot");
-    let via = if protocol == boot::PROTOCOL_PVH { "PVH" } else { "Multiboot" };
-    println!("cloister {}: booted via {via} on qemu-x86_64", env!("CARGO_PKG_VERSION"));
-    defmt::info!("cloister {=str} starting (boot protocol {=str})", env!("CARGO_PKG_VERSION"), via);
+    let via = if protocol == boot::PROTOCOL_PVH {
+        "PVH"
+    } else {
+        "Multiboot"
+    };
+    println!(
+        "cloister {}: booted via {via} on qemu-x86_64",
+        env!("CARGO_PKG_VERSION")
+    );
+    defmt::info!(
+        "cloister {=str} starting (boot protocol {=str})",
+        env!("CARGO_PKG_VERSION"),
+        via
+    );
     selftest::run(SELFTEST);
 
     // SAFETY: `protocol` and `info` are what the entry code received; nothing has been
@@ -65,15 +76,25 @@ extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
     defmt::info!("SVM enabled with nested paging");
 
     let mut host = board_host::BoardHost;
-    let spec = VmSpec { name: WORKLOAD_NAME, slots: SLOTS, allowed_calls: ALLOWED_CALLS };
-    let mut vm = Vm::<NptFormat>::new(&spec, &mut host).unwrap_or_else(|e| panic!("cannot create the VM: {e:?}"));
+    let spec = VmSpec {
+        name: WORKLOAD_NAME,
+        slots: SLOTS,
+        allowed_calls: ALLOWED_CALLS,
+    };
+    let mut vm = Vm::<NptFormat>::new(&spec, &mut host)
+        .unwrap_or_else(|e| panic!("cannot create the VM: {e:?}"));
 
     set_phase("launch");
     let entry = match vm.launch(WORKLOAD_IMAGE, &mut host) {
         Ok(entry) => entry,
         Err(stop) => finish(WORKLOAD_NAME, vm.stats(), stop),
     };
-    defmt::info!("launched '{=str}': entry={=u64:#x}, {=u64} pages populated", WORKLOAD_NAME, entry.rip, vm.stats().launch_pages);
+    defmt::info!(
+        "launched '{=str}': entry={=u64:#x}, {=u64} pages populated",
+        WORKLOAD_NAME,
+        entry.rip,
+        vm.stats().launch_pages
+    );
 
     let mut vcpu = SvmVcpu::new(&svm, &entry, vm.npt_root(), WORKLOAD_ASID);
     set_phase("run loop");
@@ -101,7 +122,13 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         use core::fmt::Write;
         let _ = write!(out, "\ncloister: panic");
         if let Some(location) = info.location() {
-            let _ = write!(out, " at {}:{}:{}", location.file(), location.line(), location.column());
+            let _ = write!(
+                out,
+                " at {}:{}:{}",
+                location.file(),
+                location.line(),
+                location.column()
+            );
         }
         let _ = writeln!(out, ": {}", info.message());
     }

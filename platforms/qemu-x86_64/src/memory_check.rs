@@ -14,11 +14,17 @@ pub fn check_pools(map: Result<RamMap, BootInfoError>) {
     for pool in POOLS {
         let end = pool.base + pool.size;
         if !is_ram(&map, pool.base, pool.size) || end > IDENTITY_MAP_END {
-            println!("cloister: pool '{}' was placed at [{:#x}, {end:#x}) but that is not RAM here", pool.name, pool.base);
+            println!(
+                "cloister: pool '{}' was placed at [{:#x}, {end:#x}) but that is not RAM here",
+                pool.name, pool.base
+            );
             for (base, size) in &map {
                 println!("cloister:   firmware RAM: [{base:#x}, {:#x})", base + size);
             }
-            panic!("pool '{}' does not match the firmware memory map", pool.name);
+            panic!(
+                "pool '{}' does not match the firmware memory map",
+                pool.name
+            );
         }
     }
 }

@@ -78,5 +78,6 @@ pub unsafe fn ram_map(protocol: u32, info: u32) -> Result<RamMap, BootInfoError>
 
 /// Whether `[base, base + size)` lies inside one RAM range of `map`.
 pub fn is_ram(map: &RamMap, base: u64, size: u64) -> bool {
-    map.iter().any(|&(b, s)| base >= b && base.checked_add(size).is_some_and(|end| end <= b + s))
+    map.iter()
+        .any(|&(b, s)| base >= b && base.checked_add(size).is_some_and(|end| end <= b + s))
 }

@@ -9,8 +9,8 @@ use x86::bits64::segmentation::Descriptor64;
 use x86::bits64::task::TaskStateSegment;
 use x86::dtables::{DescriptorTablePointer, lgdt, lidt};
 use x86::segmentation::{
-    BuildDescriptor, CodeSegmentType, DataSegmentType, Descriptor, DescriptorBuilder, GateDescriptorBuilder,
-    SegmentDescriptorBuilder, SegmentSelector,
+    BuildDescriptor, CodeSegmentType, DataSegmentType, Descriptor, DescriptorBuilder,
+    GateDescriptorBuilder, SegmentDescriptorBuilder, SegmentSelector,
 };
 
 const STACK_SIZE: usize = 16 * 1024;
@@ -57,29 +57,32 @@ fn ist_for(vector: usize) -> u8 {
 pub fn init() {
     // SAFETY: single-threaded early boot; TABLES is not referenced anywhere else yet.
     let t = unsafe { &mut *TABLES.0.get() };
-    let code: Descriptor = DescriptorBuilder::code_descriptor(0, 0xfffff, CodeSegmentType::ExecuteRead)
-        .present()
-        .dpl(Ring::Ring0)
-        .l()
-        .limit_granularity_4kb()
-        .finish();
-    let data: Descriptor = DescriptorBuilder::data_descriptor(0, 0xfffff, DataSegmentType::ReadWrite)
-        .present()
-        .dpl(Ring::Ring0)
-        .db()
-        .limit_granularity_4kb()
-        .finish();
+    let code: Descriptor =
+        DescriptorBuilder::code_descriptor(0, 0xfffff, CodeSegmentType::ExecuteRead)
+            .present()
+            .dpl(Ring::Ring0)
+            .l()
+            .limit_granularity_4kb()
+            .finish();
+    let data: Descriptor =
+        DescriptorBuilder::data_descriptor(0, 0xfffff, DataSegmentType::ReadWrite)
+            .present()
+            .dpl(Ring::Ring0)
+            .db()
+            .limit_granularity_4kb()
+            .finish();
     for (i, stack) in t.stacks.0.iter().enumerate() {
         let top = stack.as_ptr_range().end as u64;
         t.tss.set_ist(i, top);
     }
     let tss_base = core::ptr::from_ref(&t.tss) as u64;
     let tss_limit = core::mem::size_of::<TaskStateSegment>() as u64 - 1;
-    let tss: Descriptor64 =
-        <DescriptorBuilder as GateDescriptorBuilder<u64>>::tss_descriptor(tss_base, tss_limit, true)
-            .present()
-            .dpl(Ring::Ring0)
-            .finish();
+    let tss: Descriptor64 = <DescriptorBuilder as GateDescriptorBuilder<u64>>::tss_descriptor(
+        tss_base, tss_limit, true,
+    )
+    .present()
+    .dpl(Ring::Ring0)
+    .finish();
     // SAFETY: Descriptor64 is two plain u64 words.
     let tss_words: [u64; 2] = unsafe { core::mem::transmute(tss) };
     t.gdt = [0, code.as_u64(), data.as_u64(), tss_words[0], tss_words[1]];
@@ -87,11 +90,14 @@ pub fn init() {
     let stubs = crate::exceptions::stubs_base();
     for (vector, entry) in t.idt.iter_mut().enumerate() {
         let handler = stubs + (vector * STUB_STRIDE) as u64;
-        *entry = <DescriptorBuilder as GateDescriptorBuilder<u64>>::interrupt_descriptor(CODE_SELECTOR, handler)
-            .present()
-            .dpl(Ring::Ring0)
-            .ist(ist_for(vector))
-            .finish();
+        *entry = <DescriptorBuilder as GateDescriptorBuilder<u64>>::interrupt_descriptor(
+            CODE_SELECTOR,
+            handler,
+        )
+        .present()
+        .dpl(Ring::Ring0)
+        .ist(ist_for(vector))
+        .finish();
     }
 
     // SAFETY: the tables are static and complete; the selectors match the GDT layout

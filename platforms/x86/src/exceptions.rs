@@ -94,34 +94,88 @@ pub fn stubs_base() -> u64 {
 }
 
 const NAMES: [&str; 32] = [
-    "#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow", "#BR bound range",
-    "#UD invalid opcode", "#NM device not available", "#DF double fault", "coprocessor overrun",
-    "#TS invalid TSS", "#NP segment not present", "#SS stack fault", "#GP general protection",
-    "#PF page fault", "reserved 15", "#MF x87 error", "#AC alignment check", "#MC machine check",
-    "#XM SIMD error", "#VE virtualization", "#CP control protection", "reserved 22", "reserved 23",
-    "reserved 24", "reserved 25", "reserved 26", "reserved 27", "#HV hypervisor injection",
-    "#VC VMM communication", "#SX security", "reserved 31",
+    "#DE divide error",
+    "#DB debug",
+    "NMI",
+    "#BP breakpoint",
+    "#OF overflow",
+    "#BR bound range",
+    "#UD invalid opcode",
+    "#NM device not available",
+    "#DF double fault",
+    "coprocessor overrun",
+    "#TS invalid TSS",
+    "#NP segment not present",
+    "#SS stack fault",
+    "#GP general protection",
+    "#PF page fault",
+    "reserved 15",
+    "#MF x87 error",
+    "#AC alignment check",
+    "#MC machine check",
+    "#XM SIMD error",
+    "#VE virtualization",
+    "#CP control protection",
+    "reserved 22",
+    "reserved 23",
+    "reserved 24",
+    "reserved 25",
+    "reserved 26",
+    "reserved 27",
+    "#HV hypervisor injection",
+    "#VC VMM communication",
+    "#SX security",
+    "reserved 31",
 ];
 
 extern "sysv64" fn report(frame: &ExceptionFrame) -> ! {
     // SAFETY: reading control registers has no side effects.
     let (cr0, cr2, cr3, cr4) = unsafe {
-        (x86::controlregs::cr0().bits(), x86::controlregs::cr2(), x86::controlregs::cr3(), x86::controlregs::cr4().bits())
+        (
+            x86::controlregs::cr0().bits(),
+            x86::controlregs::cr2(),
+            x86::controlregs::cr3(),
+            x86::controlregs::cr4().bits(),
+        )
     };
     if let Some(mut out) = crate::console::emergency() {
         let f = frame;
         let name = NAMES.get(f.vector as usize).copied().unwrap_or("?");
-        let _ = writeln!(out, "\ncloister: CPU exception in the hypervisor: {name} (vector {})", f.vector);
+        let _ = writeln!(
+            out,
+            "\ncloister: CPU exception in the hypervisor: {name} (vector {})",
+            f.vector
+        );
         let _ = writeln!(out, "  while: {}", crate::phase());
         let _ = writeln!(out, "  error code: {:#x}", f.error_code);
-        let _ = writeln!(out, "  rip: {:#018x}  cs: {:#x}  rflags: {:#x}", f.rip, f.cs, f.rflags);
+        let _ = writeln!(
+            out,
+            "  rip: {:#018x}  cs: {:#x}  rflags: {:#x}",
+            f.rip, f.cs, f.rflags
+        );
         let _ = writeln!(out, "  rsp: {:#018x}  ss: {:#x}", f.rsp, f.ss);
         let _ = writeln!(out, "  cr2: {cr2:#018x}  (faulting address for #PF)");
         let _ = writeln!(out, "  cr0: {cr0:#x}  cr3: {cr3:#x}  cr4: {cr4:#x}");
-        let _ = writeln!(out, "  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}", f.rax, f.rbx, f.rcx, f.rdx);
-        let _ = writeln!(out, "  rsi {:#018x} rdi {:#018x} rbp {:#018x}", f.rsi, f.rdi, f.rbp);
-        let _ = writeln!(out, "  r8  {:#018x} r9  {:#018x} r10 {:#018x} r11 {:#018x}", f.r8, f.r9, f.r10, f.r11);
-        let _ = writeln!(out, "  r12 {:#018x} r13 {:#018x} r14 {:#018x} r15 {:#018x}", f.r12, f.r13, f.r14, f.r15);
+        let _ = writeln!(
+            out,
+            "  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}",
+            f.rax, f.rbx, f.rcx, f.rdx
+        );
+        let _ = writeln!(
+            out,
+            "  rsi {:#018x} rdi {:#018x} rbp {:#018x}",
+            f.rsi, f.rdi, f.rbp
+        );
+        let _ = writeln!(
+            out,
+            "  r8  {:#018x} r9  {:#018x} r10 {:#018x} r11 {:#018x}",
+            f.r8, f.r9, f.r10, f.r11
+        );
+        let _ = writeln!(
+            out,
+            "  r12 {:#018x} r13 {:#018x} r14 {:#018x} r15 {:#018x}",
+            f.r12, f.r13, f.r14, f.r15
+        );
     }
     crate::fatal_exit(crate::Failure::Hypervisor)
 }

@@ -17,7 +17,8 @@ static ENCODER: EncoderCell = EncoderCell(UnsafeCell::new(defmt::Encoder::new())
 
 /// Start logging to the UART at `port`. Frames logged before this are dropped.
 pub fn init(port: u16) {
-    drop(Uart16550::new(port));
+    // Programming the UART is all that is needed; frames reattach by port.
+    let _ = Uart16550::new(port);
     PORT.store(port, Ordering::Relaxed);
 }
 

@@ -70,7 +70,9 @@ impl embedded_io::ErrorType for Uart16550 {
 impl embedded_io::Write for Uart16550 {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
         // Blocks for the first byte so a non-empty write never returns Ok(0).
-        let Some((&first, rest)) = buf.split_first() else { return Ok(0) };
+        let Some((&first, rest)) = buf.split_first() else {
+            return Ok(0);
+        };
         self.write_byte(first);
         let mut written = 1;
         for &b in rest {

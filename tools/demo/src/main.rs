@@ -25,9 +25,17 @@ fn main(info: &'static BootInfo) -> i32 {
             Some(MemoryKind::Shared) => "shared",
             None => "unknown",
         };
-        println!("  memory [{:#x}, {:#x}) {kind}", region.gpa, region.gpa + region.size);
+        println!(
+            "  memory [{:#x}, {:#x}) {kind}",
+            region.gpa,
+            region.gpa + region.size
+        );
     }
-    let Some(private) = info.regions().iter().find(|r| r.kind() == Some(MemoryKind::Private)) else {
+    let Some(private) = info
+        .regions()
+        .iter()
+        .find(|r| r.kind() == Some(MemoryKind::Private))
+    else {
         println!("no private memory");
         return 1;
     };
@@ -46,6 +54,8 @@ fn main(info: &'static BootInfo) -> i32 {
     }
     // SAFETY: as above.
     let intact = (0..TOUCHED_PAGES).all(|i| unsafe { page(i).read_volatile() } == i * 0x9e37_79b9);
-    println!("touched {TOUCHED_PAGES} fresh pages beyond the image: zeroed on first touch, contents kept: {intact}");
+    println!(
+        "touched {TOUCHED_PAGES} fresh pages beyond the image: zeroed on first touch, contents kept: {intact}"
+    );
     if intact { 0 } else { 1 }
 }

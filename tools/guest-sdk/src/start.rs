@@ -38,6 +38,7 @@ extern "C" fn start(info: *const BootInfo) -> ! {
     exit(status as u32)
 }
 
+#[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     crate::println!("workload panic: {info}");

@@ -4,8 +4,8 @@
 #![no_std]
 #![no_main]
 
-use core::arch::global_asm;
 use cloister_guest::{BootInfo, entry, println};
+use core::arch::global_asm;
 
 entry!(main);
 
@@ -16,33 +16,63 @@ global_asm!(
     ".global world_switch_probe",
     "world_switch_probe:",
     // rdi = output buffer. Save the callee-saved registers we overwrite.
-    "push rbx", "push rbp", "push r12", "push r13", "push r14", "push r15",
+    "push rbx",
+    "push rbp",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
     "push rdi",
     "mov rax, 0x5151515151515151",
-    "movq xmm0, rax", "punpcklqdq xmm0, xmm0",
+    "movq xmm0, rax",
+    "punpcklqdq xmm0, xmm0",
     ".irp n, 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
     "mov rax, 0x0101010101010101 * \\n + 0x0f00",
-    "movq xmm\\n, rax", "punpcklqdq xmm\\n, xmm\\n",
+    "movq xmm\\n, rax",
+    "punpcklqdq xmm\\n, xmm\\n",
     ".endr",
-    "mov rbx, 0xb0b0b0b0b0b0b0b0", "mov rcx, 0xc0c0c0c0c0c0c0c0", "mov rdx, 0xd0d0d0d0d0d0d0d0",
-    "mov rsi, 0x5151515151515151", "mov rbp, 0xbdbdbdbdbdbdbdbd",
-    "mov r8, 0x0808080808080808", "mov r9, 0x0909090909090909", "mov r10, 0x1010101010101010",
-    "mov r11, 0x1111111111111111", "mov r12, 0x1212121212121212", "mov r13, 0x1313131313131313",
-    "mov r14, 0x1414141414141414", "mov r15, 0x1515151515151515",
-    "mov rax, 0xffff",  // not a call: the hypervisor answers UNKNOWN_CALL in RAX
+    "mov rbx, 0xb0b0b0b0b0b0b0b0",
+    "mov rcx, 0xc0c0c0c0c0c0c0c0",
+    "mov rdx, 0xd0d0d0d0d0d0d0d0",
+    "mov rsi, 0x5151515151515151",
+    "mov rbp, 0xbdbdbdbdbdbdbdbd",
+    "mov r8, 0x0808080808080808",
+    "mov r9, 0x0909090909090909",
+    "mov r10, 0x1010101010101010",
+    "mov r11, 0x1111111111111111",
+    "mov r12, 0x1212121212121212",
+    "mov r13, 0x1313131313131313",
+    "mov r14, 0x1414141414141414",
+    "mov r15, 0x1515151515151515",
+    "mov rax, 0xffff", // not a call: the hypervisor answers UNKNOWN_CALL in RAX
     "vmmcall",
-    "out 0x80, al",     // a port nobody claims: an I/O exit
+    "out 0x80, al", // a port nobody claims: an I/O exit
     "vmmcall",
-    "mov rax, [rsp]",   // the output buffer
-    "mov [rax + 0], rbx", "mov [rax + 8], rcx", "mov [rax + 16], rdx", "mov [rax + 24], rsi",
-    "mov [rax + 32], rdi", "mov [rax + 40], rbp", "mov [rax + 48], r8", "mov [rax + 56], r9",
-    "mov [rax + 64], r10", "mov [rax + 72], r11", "mov [rax + 80], r12", "mov [rax + 88], r13",
-    "mov [rax + 96], r14", "mov [rax + 104], r15",
+    "mov rax, [rsp]", // the output buffer
+    "mov [rax + 0], rbx",
+    "mov [rax + 8], rcx",
+    "mov [rax + 16], rdx",
+    "mov [rax + 24], rsi",
+    "mov [rax + 32], rdi",
+    "mov [rax + 40], rbp",
+    "mov [rax + 48], r8",
+    "mov [rax + 56], r9",
+    "mov [rax + 64], r10",
+    "mov [rax + 72], r11",
+    "mov [rax + 80], r12",
+    "mov [rax + 88], r13",
+    "mov [rax + 96], r14",
+    "mov [rax + 104], r15",
     ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
     "movdqu [rax + 112 + 16 * \\n], xmm\\n",
     ".endr",
     "pop rdi",
-    "pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbp",
+    "pop rbx",
     "ret",
 );
 
@@ -81,13 +111,20 @@ fn main(_: &'static BootInfo) -> i32 {
         }
     }
     for n in 0..16u64 {
-        let want = if n == 0 { 0x5151515151515151 } else { 0x0101010101010101u64.wrapping_mul(n) + 0x0f00 };
+        let want = if n == 0 {
+            0x5151515151515151
+        } else {
+            0x0101010101010101u64.wrapping_mul(n) + 0x0f00
+        };
         let (lo, hi) = (out[14 + 2 * n as usize], out[15 + 2 * n as usize]);
         if lo != want || hi != want {
             println!("world-switch: xmm{n} = {hi:#x}:{lo:#x}, expected {want:#x} twice");
             bad += 1;
         }
     }
-    println!("world-switch: {} registers checked across 3 exits, {bad} changed", gprs.len() + 16);
+    println!(
+        "world-switch: {} registers checked across 3 exits, {bad} changed",
+        gprs.len() + 16
+    );
     if bad == 0 { 0 } else { 1 }
 }
