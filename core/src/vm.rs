@@ -185,35 +185,47 @@ impl<F: PteFormat> Vm<F> {
     }
 
     /// The host frame backing the 4 KiB page at `gpa`, mapping it on first use: private
-    /// pages get a zeroed frame from the slot's pool, shared pages their fixed frame.
+    /// pages get a zeroed frame from the slot's pool; shared memory is mapped with 2 MiB
+    /// leaves where the slot and its host range allow, else 4 KiB.
     pub(crate) fn fault_in(&mut self, gpa: u64, host: &mut impl Host) -> Result<u64, FaultError> {
         let page = gpa & !(PageSize::Size4K.bytes() - 1);
         if let Some(mapping) = self.npt.lookup(host, page) {
-            return Ok(mapping.pa);
+            return Ok(mapping.pa & !(PageSize::Size4K.bytes() - 1));
         }
         let slot = self
             .slots
             .iter_mut()
             .find(|s| s.contains(page, PageSize::Size4K.bytes()));
         let slot = slot.ok_or(FaultError::Outside)?;
-        let pa = match &mut slot.backing {
+        let (map_gpa, pa, size) = match &mut slot.backing {
             Backing::Private(pool) => {
                 let pa = pool
                     .alloc(1)
                     .map_err(|_: PoolError| FaultError::OutOfMemory)?;
                 host.frame(pa).fill(0);
-                pa
+                (page, pa, PageSize::Size4K)
             }
-            Backing::Shared { host_base } => *host_base + (page - slot.gpa),
+            Backing::Shared { host_base } => {
+                let host_base = *host_base;
+                let huge = page & !(PageSize::Size2M.bytes() - 1);
+                let huge_pa = host_base.wrapping_add(huge.wrapping_sub(slot.gpa));
+                if slot.contains(huge, PageSize::Size2M.bytes())
+                    && huge_pa.is_multiple_of(PageSize::Size2M.bytes())
+                {
+                    (huge, huge_pa, PageSize::Size2M)
+                } else {
+                    (page, host_base + (page - slot.gpa), PageSize::Size4K)
+                }
+            }
         };
-        if let Err(error) = self.npt.map(host, page, pa, PageSize::Size4K, Perms::ALL) {
+        if let Err(error) = self.npt.map(host, map_gpa, pa, size, Perms::ALL) {
             if let Backing::Private(pool) = &mut slot.backing {
                 // The frame was allocated just above from this pool: returning it cannot fail.
                 let _ = pool.free(pa, 1);
             }
             return Err(FaultError::Mmu(error));
         }
-        Ok(pa)
+        Ok(pa + (page - map_gpa))
     }
 
     pub(crate) fn is_unmapped(&self, gpa: u64, host: &mut impl Host) -> bool {

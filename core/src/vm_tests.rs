@@ -206,6 +206,24 @@ fn running_out_of_page_tables_stops_cleanly_and_keeps_the_frame() {
 }
 
 #[test]
+fn shared_memory_is_mapped_with_2m_leaves_when_aligned() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    let mut vcpu = ScriptedVcpu::default()
+        .step(|_| Exit::NestedPageFault {
+            gpa: SHARED_GPA + 0x1_2345,
+            access: Access::Write,
+            present: false,
+        })
+        .step(exit_with(0));
+    vm.run(&mut vcpu, &mut host);
+    assert_eq!(vm.fault_in(SHARED_GPA + 0x1f_f000, &mut host).ok(), Some(SHARED_HOST + 0x1f_f000));
+    // Root, PDPT, PD: no last-level table was needed for the shared slot.
+    assert_eq!(host.tables_allocated(), 3);
+    assert_eq!(vm.stats().npf, 1);
+}
+
+#[test]
 fn console_write_prefixes_lines_and_requires_shared_memory() {
     let mut host = FakeHost::new(64);
     let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);

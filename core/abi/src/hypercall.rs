@@ -19,8 +19,6 @@ pub enum Call {
 /// Largest CONSOLE_WRITE accepted in one call, in bytes.
 pub const CONSOLE_WRITE_MAX: u64 = 4096;
 
-/// Length of the `VMMCALL` instruction, the SVM transport.
-pub const VMMCALL_LEN: u64 = 3;
 
 impl Call {
     pub const ALL: [Call; 2] = [Call::ConsoleWrite, Call::Exit];
