@@ -1,5 +1,7 @@
 //! Test kernels for checking the runner's QEMU wiring without a hypervisor: a few
-//! 32-bit instructions in a PVH ELF, which QEMU starts in flat protected mode.
+//! 32-bit instructions in an ELF that, like the image, has both a PVH note and a
+//! Multiboot header, each with its own entry point; QEMU starts either in flat
+//! protected mode.
 
 use std::path::{Path, PathBuf};
 
@@ -10,9 +12,15 @@ const PROGRAM_HEADER_SIZE: u32 = 32;
 const NOTE_OFFSET: u32 = ELF_HEADER_SIZE + 2 * PROGRAM_HEADER_SIZE;
 /// namesz, descsz, type, "Xen\0", the 32-bit entry point.
 const NOTE_SIZE: u32 = 20;
-const CODE_OFFSET: u32 = NOTE_OFFSET + NOTE_SIZE;
+/// 4-byte aligned, as Multiboot loaders require.
+const MULTIBOOT_OFFSET: u32 = NOTE_OFFSET + NOTE_SIZE;
+/// magic, flags, checksum.
+const MULTIBOOT_SIZE: u32 = 12;
+const CODE_OFFSET: u32 = MULTIBOOT_OFFSET + MULTIBOOT_SIZE;
 /// XEN_ELFNOTE_PHYS32_ENTRY: the note that makes QEMU boot an ELF by PVH.
 const PVH_ENTRY_NOTE: u32 = 18;
+/// A Multiboot v1 header's first word.
+const MULTIBOOT_HEADER_MAGIC: u32 = 0x1bad_b002;
 /// QEMU's isa-debug-exit port, as the runner configures it.
 const DEBUG_EXIT_PORT: u16 = 0xf4;
 
@@ -20,6 +28,8 @@ const DEBUG_EXIT_PORT: u16 = 0xf4;
 #[derive(Default, Clone)]
 pub struct Program {
     code: Vec<u8>,
+    /// The port to name the entry point on before the program runs, if any.
+    protocol_report: Option<u16>,
 }
 
 impl Program {
@@ -35,6 +45,30 @@ impl Program {
             self.code.push(0xee); // out dx, al
         }
         self
+    }
+
+    /// Before the program, write `multiboot\n` or `pvh\n` to `port`: the kernel gets
+    /// one entry point per protocol, as the image has, and each names itself. (The
+    /// registers cannot tell: qboot, microvm's firmware, enters PVH kernels with the
+    /// Multiboot magic still in EAX.)
+    pub fn report_boot_protocol(mut self, port: u16) -> Program {
+        self.protocol_report = Some(port);
+        self
+    }
+
+    /// Code before the program, which the Multiboot entry point starts, and the offset
+    /// in it of the PVH entry point. Without a report both enter the program directly.
+    fn entry_stubs(&self) -> (Vec<u8>, u32) {
+        let Some(port) = self.protocol_report else {
+            return (Vec::new(), 0);
+        };
+        let pvh = Program::new().write(port, b"pvh\n").code;
+        let mut stubs = Program::new().write(port, b"multiboot\n").code;
+        stubs.extend_from_slice(&[0xeb, short_jump(pvh.len())]); // jmp over the PVH stub
+        let pvh_entry = stubs.len();
+        // Falls through into the program.
+        stubs.extend_from_slice(&pvh);
+        (stubs, pvh_entry as u32)
     }
 
     /// Make QEMU exit with status (value << 1) | 1.
@@ -58,10 +92,15 @@ impl Program {
         self.code.extend_from_slice(&port.to_le_bytes());
     }
 
-    /// The program as a PVH-bootable ELF32: one loadable segment holding the headers,
-    /// the PVH note and the code, and a note segment pointing at the note.
+    /// The program as an ELF32 bootable by PVH and by Multiboot: one loadable segment
+    /// holding the headers, the PVH note, the Multiboot header and the code, and a note
+    /// segment pointing at the note. The Multiboot header has no flags, so a loader
+    /// takes the load address and entry point (the Multiboot one) from the ELF header;
+    /// the PVH note has its own.
     pub fn elf(&self) -> Vec<u8> {
-        let code_len = u32::try_from(self.code.len()).expect("test programs are small");
+        let (stubs, pvh_entry) = self.entry_stubs();
+        let code = [stubs, self.code.clone()].concat();
+        let code_len = u32::try_from(code.len()).expect("test programs are small");
         let total = CODE_OFFSET + code_len;
         let entry = LOAD_ADDRESS + CODE_OFFSET;
         let mut elf = Vec::new();
@@ -93,21 +132,45 @@ impl Program {
         );
         u32s(&mut elf, &[4, 4, PVH_ENTRY_NOTE]);
         elf.extend_from_slice(b"Xen\0");
-        u32s(&mut elf, &[entry]);
+        u32s(&mut elf, &[LOAD_ADDRESS + CODE_OFFSET + pvh_entry]);
+        let flags = 0u32;
+        let checksum = 0u32
+            .wrapping_sub(MULTIBOOT_HEADER_MAGIC)
+            .wrapping_sub(flags);
+        u32s(&mut elf, &[MULTIBOOT_HEADER_MAGIC, flags, checksum]);
         debug_assert_eq!(elf.len(), CODE_OFFSET as usize);
-        elf.extend_from_slice(&self.code);
+        elf.extend_from_slice(&code);
         elf
     }
 
-    /// Write the ELF to a fresh temporary file named after `name`.
-    pub fn save(&self, name: &str) -> TempFile {
-        let path = std::env::temp_dir().join(format!(
-            "cloister-fixture-{}-{name}.elf",
-            std::process::id()
-        ));
+    /// Write the ELF to a fresh temporary directory named after `name`, which also
+    /// takes the runner's PVH copy of it.
+    pub fn save(&self, name: &str) -> SavedKernel {
+        let dir = TempDir::new(&format!("fixture-{name}"));
+        let path = dir.path().join("kernel.elf");
         std::fs::write(&path, self.elf())
             .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        TempFile { path }
+        SavedKernel { _dir: dir, path }
+    }
+}
+
+/// The offset of a short jump over `len` bytes of code.
+fn short_jump(len: usize) -> u8 {
+    u8::try_from(len)
+        .ok()
+        .filter(|&offset| offset <= 127)
+        .expect("a short jump reaches 127 bytes")
+}
+
+/// A saved test kernel, removed with its directory when dropped.
+pub struct SavedKernel {
+    _dir: TempDir,
+    path: PathBuf,
+}
+
+impl SavedKernel {
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -185,5 +248,33 @@ mod tests {
             "the PVH note points at the entry"
         );
         assert_eq!(&elf[CODE_OFFSET as usize..][..4], [0x66, 0xba, 0xf4, 0x00]);
+    }
+
+    #[test]
+    fn the_elf_has_a_valid_multiboot_header_in_its_first_8_kib() {
+        let elf = Program::new().exit(0).elf();
+        let at = MULTIBOOT_OFFSET as usize;
+        let word = |i: usize| u32::from_le_bytes(elf[at + 4 * i..][..4].try_into().unwrap());
+        assert_eq!(at % 4, 0);
+        assert!(at + 12 <= 8192);
+        assert_eq!(word(0), 0x1bad_b002);
+        assert_eq!(word(0).wrapping_add(word(1)).wrapping_add(word(2)), 0);
+    }
+
+    #[test]
+    fn each_protocol_enters_at_its_own_stub_before_the_program() {
+        let elf = Program::new().report_boot_protocol(0x3f8).exit(0).elf();
+        let word = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
+        let code = LOAD_ADDRESS + CODE_OFFSET;
+        // The "multiboot\n" writer (34 bytes) and its jmp over the 16-byte "pvh\n" writer.
+        assert_eq!(word(24), code, "e_entry, the Multiboot entry");
+        assert_eq!(word(NOTE_OFFSET as usize + 16), code + 36, "the PVH entry");
+        assert_eq!(elf[(CODE_OFFSET + 34) as usize..][..2], [0xeb, 16]);
+        let program = (CODE_OFFSET + 36 + 16) as usize;
+        assert_eq!(
+            elf[program..][..4],
+            [0x66, 0xba, 0xf4, 0x00],
+            "then the program"
+        );
     }
 }

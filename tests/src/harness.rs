@@ -1,6 +1,9 @@
 //! Booting the images `cargo xtask test` built.
 
-use cloister_runner::{BuiltImage, Machine, RunOptions, RunResult, prebuilt_image};
+use cloister_runner::{
+    BootProtocol, BuildOptions, BuiltImage, Machine, RunOptions, RunResult, Selftest,
+    prebuilt_image_with,
+};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,16 +31,31 @@ pub fn images_dir() -> PathBuf {
 
 /// The prebuilt image of the configuration at `config` (relative to the workspace root).
 pub fn image(config: &str) -> BuiltImage {
-    let config = workspace_root().join(config);
-    prebuilt_image(&images_dir(), &config).unwrap_or_else(|e| panic!("{e}"))
+    prebuilt(config, &BuildOptions::default())
 }
 
-/// Boot `image` on `machine` with the standard timeout; panics (fails the test) if the
-/// run could not be started or watched.
-pub fn boot(image: &BuiltImage, machine: Machine) -> RunResult {
+/// The prebuilt image of `config` that fails on purpose with `selftest`.
+pub fn selftest_image(config: &str, selftest: Selftest) -> BuiltImage {
+    prebuilt(
+        config,
+        &BuildOptions {
+            selftest: Some(selftest),
+        },
+    )
+}
+
+fn prebuilt(config: &str, options: &BuildOptions) -> BuiltImage {
+    let config = workspace_root().join(config);
+    prebuilt_image_with(&images_dir(), &config, options).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Boot `image` on `machine` by `protocol` with the standard timeout; panics (fails the
+/// test) if the run could not be started or watched.
+pub fn boot(image: &BuiltImage, machine: Machine, protocol: BootProtocol) -> RunResult {
     cloister_runner::ensure_qemu().unwrap_or_else(|e| panic!("{e}"));
     let options = RunOptions {
         machine,
+        boot: protocol,
         timeout: TIMEOUT,
         ..RunOptions::default()
     };

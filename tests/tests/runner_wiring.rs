@@ -1,10 +1,10 @@
 //! The runner against QEMU with tiny test kernels instead of the hypervisor: both
-//! UARTs, the exit-status protocol and the timeout, on both machine types. These need
-//! QEMU but no images.
+//! UARTs, the exit-status protocol, the boot-protocol choice and the timeout, on both
+//! machine types. These need QEMU but no images.
 
 use cloister_runner::{
-    Error, Machine, Outcome, RunOptions, RunResult, WorkloadEnd, ensure_qemu, prebuilt_image,
-    run_elf,
+    BootProtocol, Error, Machine, Outcome, RunOptions, RunResult, WorkloadEnd, ensure_qemu,
+    prebuilt_image, run_elf,
 };
 use cloister_tests::fixture::{Program, TempDir, TempFile};
 use cloister_tests::harness::{TIMEOUT, describe, workspace_root};
@@ -59,6 +59,30 @@ fn console_log_and_exit_status_on_microvm() {
 #[test]
 fn console_log_and_exit_status_on_pc() {
     console_log_and_clean_exit(Machine::Pc);
+}
+
+/// The kernel reports on COM1 which protocol QEMU entered it by.
+fn entered_by(machine: Machine, protocol: BootProtocol) -> String {
+    let program = Program::new().report_boot_protocol(COM1).exit(0);
+    let options = RunOptions {
+        boot: protocol,
+        ..finishing(machine)
+    };
+    let result = boot(&program, &format!("{protocol}-{machine}"), &options);
+    assert_eq!(result.qemu_status, Some(1), "{}", describe(&result));
+    result.console
+}
+
+#[test]
+fn the_chosen_boot_protocol_is_the_one_qemu_uses() {
+    for machine in [Machine::Microvm, Machine::Pc] {
+        assert_eq!(entered_by(machine, BootProtocol::Pvh), "pvh\n", "{machine}");
+        assert_eq!(
+            entered_by(machine, BootProtocol::Multiboot),
+            "multiboot\n",
+            "{machine}"
+        );
+    }
 }
 
 #[test]

@@ -25,6 +25,9 @@ pub enum Error {
     NoDefmtTable { elf: PathBuf },
     /// The image's defmt table is unreadable (e.g. a defmt version the decoder rejects).
     DefmtTable { elf: PathBuf, message: String },
+    /// A PVH boot was asked for, but the ELF has no Multiboot header to hide, so it is
+    /// not a Cloister image (which carries both entry points).
+    NoMultibootHeader { elf: PathBuf },
     /// A path that must be text (to name an image, or inside a QEMU option) is not UTF-8.
     NonUtf8Path { path: PathBuf, why: &'static str },
     /// A file or process operation failed.
@@ -59,7 +62,8 @@ impl fmt::Display for Error {
             Error::MissingImage { path } => {
                 write!(
                     f,
-                    "image {} does not exist; build it with `cargo xtask build`",
+                    "image {} does not exist; `cargo xtask test` builds every image the \
+                     tests boot",
                     path.display()
                 )
             }
@@ -88,6 +92,12 @@ impl fmt::Display for Error {
                     elf.display()
                 )
             }
+            Error::NoMultibootHeader { elf } => write!(
+                f,
+                "{}: no Multiboot header in the first 8 KiB, so no PVH boot copy can be made \
+                 (Cloister images carry both a Multiboot header and a PVH note; is this one?)",
+                elf.display()
+            ),
             Error::NonUtf8Path { path, why } => {
                 write!(f, "{}: the path must be UTF-8 ({why})", path.display())
             }

@@ -1,5 +1,6 @@
 //! Building the bootable image for an appliance configuration.
 
+use crate::build_options::BuildOptions;
 use crate::cargo::build_bare_metal;
 use crate::error::Error;
 use crate::paths::images_dir;
@@ -16,7 +17,8 @@ const MIN_MEMORY_MIB: u64 = 64;
 /// A bootable hypervisor image and the configuration it was built from.
 #[derive(Debug, Clone)]
 pub struct BuiltImage {
-    /// The configuration file's stem, which names the image (`default` for default.toml).
+    /// The image's file stem: the configuration's (`default` for default.toml), plus
+    /// `-selftest-<name>` for a selftest image.
     pub name: String,
     /// The unstripped ELF: QEMU boots it and the defmt decoder reads its symbols.
     pub elf_path: PathBuf,
@@ -31,12 +33,23 @@ pub struct BuiltImage {
 /// build its workload, build the hypervisor with both embedded, and keep the result as
 /// `<images dir>/<config stem>.elf`. Cargo's output goes to stderr.
 pub fn build_image(workspace_root: &Path, config_path: &Path) -> Result<BuiltImage, Error> {
+    build_image_with(workspace_root, config_path, &BuildOptions::default())
+}
+
+/// [`build_image`] with `options`; a selftest image is kept as
+/// `<images dir>/<config stem>-selftest-<name>.elf`.
+pub fn build_image_with(
+    workspace_root: &Path,
+    config_path: &Path,
+    options: &BuildOptions,
+) -> Result<BuiltImage, Error> {
     let (config_path, config) = load_and_place(config_path)?;
-    let name = image_name(&config_path)?;
+    let name = options.image_name(&config_stem(&config_path)?);
     let workload = workload_elf(workspace_root, &config_path, &config)?;
     let env = [
         ("CLOISTER_CONFIG", OsString::from(&config_path)),
         ("CLOISTER_WORKLOAD_ELF", OsString::from(&workload)),
+        ("CLOISTER_SELFTEST", OsString::from(options.selftest_env())),
         // defmt filters at compile time, so the configured level is a build input.
         (
             "DEFMT_LOG",
@@ -66,8 +79,17 @@ pub fn build_image(workspace_root: &Path, config_path: &Path) -> Result<BuiltIma
 /// The image already built for `config_path` in `images_dir`, without building: how the
 /// integration tests find the images `cargo xtask test` made.
 pub fn prebuilt_image(images_dir: &Path, config_path: &Path) -> Result<BuiltImage, Error> {
+    prebuilt_image_with(images_dir, config_path, &BuildOptions::default())
+}
+
+/// [`prebuilt_image`] of the image built with `options`.
+pub fn prebuilt_image_with(
+    images_dir: &Path,
+    config_path: &Path,
+    options: &BuildOptions,
+) -> Result<BuiltImage, Error> {
     let (config_path, config) = load_and_place(config_path)?;
-    let name = image_name(&config_path)?;
+    let name = options.image_name(&config_stem(&config_path)?);
     let elf_path = images_dir.join(format!("{name}.elf"));
     if !elf_path.is_file() {
         return Err(Error::MissingImage { path: elf_path });
@@ -109,7 +131,7 @@ fn load_and_place(config_path: &Path) -> Result<(PathBuf, Config), Error> {
     Ok((config_path, config))
 }
 
-fn image_name(config_path: &Path) -> Result<String, Error> {
+fn config_stem(config_path: &Path) -> Result<String, Error> {
     let stem = config_path.file_stem().and_then(|s| s.to_str());
     stem.map(str::to_owned).ok_or_else(|| Error::NonUtf8Path {
         path: config_path.to_path_buf(),
@@ -210,12 +232,30 @@ mod tests {
     }
 
     #[test]
+    fn a_prebuilt_selftest_image_is_looked_up_by_its_own_name() {
+        let dir = std::env::temp_dir().join(format!("cloister-prebuilt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("default-selftest-panic.elf"), b"").unwrap();
+        let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+        let panic = BuildOptions {
+            selftest: Some(crate::Selftest::Panic),
+        };
+        let image = prebuilt_image_with(&dir, &default, &panic).unwrap();
+        assert_eq!(image.name, "default-selftest-panic");
+        assert_eq!(image.elf_path, dir.join("default-selftest-panic.elf"));
+        assert_eq!(image.config.workload.name, "demo");
+        let err = prebuilt_image(&dir, &default).unwrap_err();
+        assert!(matches!(err, Error::MissingImage { .. }), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_prebuilt_image_that_is_missing_says_how_to_build_it() {
         let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
         let err = prebuilt_image(Path::new("/no/images"), &default).unwrap_err();
         assert!(
             err.to_string()
-                .contains("/no/images/default.elf does not exist"),
+                .contains("/no/images/default.elf does not exist; `cargo xtask test` builds"),
             "{err}"
         );
     }

@@ -8,8 +8,13 @@
 //! The QEMU machine has two 16550 UARTs: the hypervisor's text console (which also
 //! carries the workload's output and ends with the [`Summary`] line) and a binary channel
 //! of defmt log frames, decoded here against the image's symbols.
+//!
+//! Images carry both a Multiboot header and a PVH note; QEMU prefers Multiboot, so a PVH
+//! boot (the default, see [`BootProtocol`]) boots a copy with the Multiboot header hidden.
 
 mod accel;
+mod boot_elf;
+mod build_options;
 mod cargo;
 mod command;
 mod console;
@@ -18,6 +23,7 @@ mod error;
 mod image;
 mod install;
 mod log_file;
+mod multiboot_header;
 mod options;
 mod outcome;
 mod paths;
@@ -27,11 +33,14 @@ mod run;
 mod summary;
 
 pub use accel::Accel;
+pub use build_options::{BuildOptions, Selftest};
 pub use defmt_log::{LogLevel, LogLine};
 pub use error::Error;
-pub use image::{BuiltImage, build_image, memory_mib, prebuilt_image};
+pub use image::{
+    BuiltImage, build_image, build_image_with, memory_mib, prebuilt_image, prebuilt_image_with,
+};
 pub use install::{QEMU, ensure_qemu};
-pub use options::{Machine, RunOptions};
+pub use options::{BootProtocol, Machine, RunOptions};
 pub use outcome::Outcome;
 pub use paths::{images_dir, target_dir};
 pub use run::{RunResult, run, run_elf};

@@ -43,9 +43,52 @@ impl FromStr for Machine {
     }
 }
 
+/// How QEMU enters the image. The image carries both a Multiboot v1 header and a PVH
+/// ELF note, and QEMU's `-kernel` loader tries Multiboot first; so Multiboot boots the
+/// ELF as built and PVH boots a copy whose Multiboot header is hidden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BootProtocol {
+    /// Xen's PVH entry (the `XEN_ELFNOTE_PHYS32_ENTRY` note), which direct-boot VMMs
+    /// such as QEMU, Firecracker and cloud-hypervisor support.
+    #[default]
+    Pvh,
+    /// Multiboot v1, which GRUB and QEMU support.
+    Multiboot,
+}
+
+impl BootProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootProtocol::Pvh => "pvh",
+            BootProtocol::Multiboot => "multiboot",
+        }
+    }
+}
+
+impl fmt::Display for BootProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BootProtocol {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "pvh" => Ok(BootProtocol::Pvh),
+            "multiboot" => Ok(BootProtocol::Multiboot),
+            other => Err(format!(
+                "unknown boot protocol {other:?} (expected \"pvh\" or \"multiboot\")"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub machine: Machine,
+    pub boot: BootProtocol,
     /// Deterministic execution (`-icount shift=0,sleep=off`): one guest TSC tick per
     /// instruction. Forces TCG, which is the only accelerator that supports it.
     pub icount: bool,
@@ -69,6 +112,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             machine: Machine::Microvm,
+            boot: BootProtocol::Pvh,
             icount: false,
             gdb: false,
             timeout: Duration::from_secs(60),
@@ -89,5 +133,19 @@ mod tests {
         assert_eq!("microvm".parse(), Ok(Machine::Microvm));
         assert_eq!("pc".parse(), Ok(Machine::Pc));
         assert!("q35".parse::<Machine>().unwrap_err().contains("\"q35\""));
+    }
+
+    #[test]
+    fn boot_protocols_parse_from_their_names_and_pvh_is_the_default() {
+        for protocol in [BootProtocol::Pvh, BootProtocol::Multiboot] {
+            assert_eq!(protocol.as_str().parse(), Ok(protocol));
+        }
+        assert!(
+            "PVH"
+                .parse::<BootProtocol>()
+                .unwrap_err()
+                .contains("\"PVH\"")
+        );
+        assert_eq!(RunOptions::default().boot, BootProtocol::Pvh);
     }
 }

@@ -1,6 +1,7 @@
 //! One bounded boot of an image in QEMU.
 
 use crate::accel::Accel;
+use crate::boot_elf::elf_to_boot;
 use crate::command::{QemuInvocation, gdb_attach_command, shell_line};
 use crate::console;
 use crate::defmt_log::{self, LogLine, read_table};
@@ -65,10 +66,10 @@ pub fn run(image: &BuiltImage, options: &RunOptions) -> Result<RunResult, Error>
     boot(&target, Some(&table), options)
 }
 
-/// Boot any PVH (or Multiboot) ELF on the same machine, with the console on COM1, the
-/// log on COM2 and `options.memory_mib` (default 64) MiB of RAM. The log is decoded if
-/// the ELF has a defmt table, else only kept raw. For booting things other than built
-/// images, such as the runner's own test kernels.
+/// Boot any ELF with a Multiboot header and a PVH note, like an image, on the same
+/// machine, with the console on COM1, the log on COM2 and `options.memory_mib` (default
+/// 64) MiB of RAM. The log is decoded if the ELF has a defmt table, else only kept raw.
+/// For booting things other than built images, such as the runner's own test kernels.
 pub fn run_elf(elf: &Path, options: &RunOptions) -> Result<RunResult, Error> {
     let table = read_table(elf)?;
     let target = Target {
@@ -88,9 +89,10 @@ struct Target<'a> {
 }
 
 fn boot(target: &Target, table: Option<&Table>, options: &RunOptions) -> Result<RunResult, Error> {
+    let boot_elf = elf_to_boot(target.elf, options.boot)?;
     let log_file = LogFile::create(options.log_file.clone())?;
     let invocation = QemuInvocation {
-        elf: target.elf,
+        elf: &boot_elf,
         memory_mib: target.memory_mib,
         machine: options.machine,
         accel: Accel::detect(),
@@ -106,6 +108,7 @@ fn boot(target: &Target, table: Option<&Table>, options: &RunOptions) -> Result<
         stderr_line(&format!("cloister: {}", shell_line(QEMU, &args)));
     }
     if options.gdb {
+        // The original ELF: gdb wants its symbols, which the PVH copy shares anyway.
         stderr_line(&format!(
             "cloister: QEMU is waiting for gdb; attach with: {}",
             gdb_attach_command(target.elf)

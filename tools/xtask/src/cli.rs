@@ -1,6 +1,6 @@
 //! The command line: `cargo xtask <build|run|test> [options]`.
 
-use cloister_runner::Machine;
+use cloister_runner::{BootProtocol, Machine};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -9,14 +9,17 @@ usage: cargo xtask <command> [options]
 
 commands:
   build [--config FILE]   build the image for FILE and print its path
-  run [--config FILE] [--machine microvm|pc] [--icount] [--gdb] [--timeout SECS] [--memory MIB]
+  run [--config FILE] [--machine microvm|pc] [--boot pvh|multiboot] [--icount] [--gdb]
+      [--timeout SECS] [--memory MIB]
                           build the image and boot it in QEMU: the console on stdout,
                           the decoded log on stderr, the summary line last
-  test                    host tests (`cargo test`), then every image (config/default.toml
-                          and tests/configs/*.toml), then the QEMU tests (cloister-tests)
+  test                    host tests (`cargo test`), then every image (config/default.toml,
+                          its selftest images and tests/configs/*.toml), then the QEMU
+                          tests (cloister-tests)
 
-FILE defaults to config/default.toml. `run` stops QEMU after --timeout (default 60) s,
-except with --gdb, which waits for a debugger on :1234.
+FILE defaults to config/default.toml. `run` boots by PVH unless --boot multiboot, stops
+QEMU after --timeout (default 60) s, except with --gdb, which waits for a debugger on
+:1234. docs/xtask.md has the details.
 
 exit status of `run`: the workload's exit status (255 if larger), 125 if the workload
 was stopped, 126 on a hypervisor failure, 124 on a timeout, 2 if QEMU is missing and
@@ -34,6 +37,7 @@ pub enum Command {
 pub struct RunArgs {
     pub config: Option<PathBuf>,
     pub machine: Machine,
+    pub boot: BootProtocol,
     pub icount: bool,
     pub gdb: bool,
     pub timeout_secs: u64,
@@ -77,6 +81,7 @@ fn parse_run(args: &mut Args) -> Result<RunArgs, String> {
     let mut run = RunArgs {
         config: None,
         machine: Machine::Microvm,
+        boot: BootProtocol::Pvh,
         icount: false,
         gdb: false,
         timeout_secs: DEFAULT_TIMEOUT_SECS,
@@ -86,6 +91,7 @@ fn parse_run(args: &mut Args) -> Result<RunArgs, String> {
         match option.as_str() {
             "--config" => run.config = Some(args.value_of(&option)?.into()),
             "--machine" => run.machine = args.text_value_of(&option)?.parse()?,
+            "--boot" => run.boot = args.text_value_of(&option)?.parse()?,
             "--icount" => run.icount = true,
             "--gdb" => run.gdb = true,
             "--timeout" => run.timeout_secs = positive(&option, &args.text_value_of(&option)?)?,
@@ -182,33 +188,43 @@ mod tests {
         assert_eq!(
             (
                 run.machine,
+                run.boot,
                 run.icount,
                 run.gdb,
                 run.timeout_secs,
                 run.memory_mib
             ),
-            (Machine::Microvm, false, false, 60, None)
+            (Machine::Microvm, BootProtocol::Pvh, false, false, 60, None)
         );
     }
 
     #[test]
     fn run_takes_every_option_in_both_spellings() {
-        let Command::Run(run) =
-            parse_words("run --config a.toml --machine=pc --icount --gdb --timeout 5 --memory=128")
-                .unwrap()
-        else {
+        let Command::Run(run) = parse_words(
+            "run --config a.toml --machine=pc --boot multiboot --icount --gdb --timeout 5 \
+             --memory=128",
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(run.config, Some(PathBuf::from("a.toml")));
         assert_eq!(
             (
                 run.machine,
+                run.boot,
                 run.icount,
                 run.gdb,
                 run.timeout_secs,
                 run.memory_mib
             ),
-            (Machine::Pc, true, true, 5, Some(128))
+            (
+                Machine::Pc,
+                BootProtocol::Multiboot,
+                true,
+                true,
+                5,
+                Some(128)
+            )
         );
     }
 
@@ -239,6 +255,8 @@ mod tests {
                 "--memory needs a whole number above 0, not \"lots\"",
             ),
             ("run --machine q35", "unknown machine \"q35\""),
+            ("run --boot linux", "unknown boot protocol \"linux\""),
+            ("run --boot", "--boot needs a value"),
             ("run --icount=yes", "unexpected value \"yes\""),
             ("build --gdb", "unknown option \"--gdb\" for build"),
             ("test extra", "unexpected argument \"extra\""),

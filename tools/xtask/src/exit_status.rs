@@ -28,6 +28,14 @@ pub fn for_error(error: &Error) -> u8 {
     }
 }
 
+/// The status of a command that returned its own status (`Ok`) or failed (`Err`).
+pub fn for_result(result: &Result<u8, Error>) -> u8 {
+    match result {
+        Ok(status) => *status,
+        Err(error) => for_error(error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +56,14 @@ mod tests {
         assert_eq!(for_outcome(&Outcome::TimedOut), 124);
         assert_eq!(for_error(&Error::QemuMissing { detail: None }), 2);
         assert_eq!(for_error(&Error::MissingImage { path: "x".into() }), 1);
+    }
+
+    #[test]
+    fn a_command_status_passes_through_and_errors_are_mapped() {
+        assert_eq!(for_result(&Ok(0)), 0);
+        assert_eq!(for_result(&Ok(HYPERVISOR_FAILED)), 126);
+        assert_eq!(for_result(&Err(Error::QemuMissing { detail: None })), 2);
+        let no_header = Error::NoMultibootHeader { elf: "x".into() };
+        assert_eq!(for_result(&Err(no_header)), 1);
     }
 }

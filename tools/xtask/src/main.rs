@@ -29,11 +29,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run_command::run_image(args),
         Command::Test => test_command::test_all(),
     };
-    match result {
-        Ok(status) => ExitCode::from(status),
-        Err(error) => {
-            terminal::stderr_line(&format!("error: {error}"));
-            ExitCode::from(exit_status::for_error(&error))
-        }
+    if let Err(error) = &result {
+        terminal::stderr_line(&format!("error: {error}"));
     }
+    ExitCode::from(exit_status::for_result(&result))
 }

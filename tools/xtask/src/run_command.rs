@@ -16,6 +16,7 @@ pub fn run_image(args: RunArgs) -> Result<u8, Error> {
     let image = build_image(workspace::root(), &config)?;
     let options = RunOptions {
         machine: args.machine,
+        boot: args.boot,
         icount: args.icount,
         gdb: args.gdb,
         timeout: Duration::from_secs(args.timeout_secs),

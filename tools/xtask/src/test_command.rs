@@ -1,7 +1,7 @@
 //! `cargo xtask test`: everything, in the order that fails fastest.
 
 use crate::{exit_status, terminal, workspace};
-use cloister_runner::{Error, build_image, ensure_qemu, images_dir};
+use cloister_runner::{BuildOptions, Error, Selftest, build_image_with, ensure_qemu, images_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,8 +16,8 @@ pub fn test_all() -> Result<u8, Error> {
     }
     step("2/3: images");
     ensure_qemu()?;
-    for config in image_configs(root)? {
-        build_image(root, &config)?;
+    for (config, options) in image_builds()? {
+        build_image_with(root, &config, &options)?;
     }
     let images = images_dir(root);
     step(&format!(
@@ -39,8 +39,25 @@ fn step(what: &str) {
     terminal::stderr_line(&format!("cloister: test step {what}"));
 }
 
-/// config/default.toml, then tests/configs/*.toml in name order.
-fn image_configs(root: &Path) -> Result<Vec<PathBuf>, Error> {
+/// Every image the QEMU tests boot: config/default.toml, its selftest images, then
+/// tests/configs/*.toml in name order.
+fn image_builds() -> Result<Vec<(PathBuf, BuildOptions)>, Error> {
+    let default = workspace::default_config();
+    let selftests = Selftest::ALL.into_iter().map(|selftest| BuildOptions {
+        selftest: Some(selftest),
+    });
+    let mut builds = vec![(default.clone(), BuildOptions::default())];
+    builds.extend(selftests.map(|options| (default.clone(), options)));
+    builds.extend(
+        test_configs()?
+            .into_iter()
+            .map(|config| (config, BuildOptions::default())),
+    );
+    Ok(builds)
+}
+
+/// tests/configs/*.toml in name order.
+fn test_configs() -> Result<Vec<PathBuf>, Error> {
     let dir = workspace::test_configs_dir();
     let mut configs = match std::fs::read_dir(&dir) {
         Ok(entries) => entries
@@ -60,7 +77,6 @@ fn image_configs(root: &Path) -> Result<Vec<PathBuf>, Error> {
     };
     configs.retain(|path| path.extension().is_some_and(|ext| ext == "toml"));
     configs.sort();
-    configs.insert(0, root.join("config").join("default.toml"));
     Ok(configs)
 }
 
@@ -90,14 +106,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_image_comes_first() {
-        let configs = image_configs(workspace::root()).unwrap();
-        assert_eq!(configs[0], workspace::default_config());
-        assert!(
-            configs[1..]
-                .iter()
-                .all(|c| c.extension().unwrap() == "toml")
+    fn the_default_image_and_its_selftests_come_first_then_the_test_configs() {
+        let builds = image_builds().unwrap();
+        let selftest = |selftest| BuildOptions {
+            selftest: Some(selftest),
+        };
+        let default = workspace::default_config();
+        assert_eq!(
+            builds[..3],
+            [
+                (default.clone(), BuildOptions::default()),
+                (default.clone(), selftest(Selftest::PageFault)),
+                (default, selftest(Selftest::Panic)),
+            ]
         );
-        assert!(configs[1..].is_sorted());
+        let tests: Vec<_> = builds[3..].iter().map(|(config, _)| config).collect();
+        assert!(tests.contains(&&workspace::test_configs_dir().join("world-switch.toml")));
+        assert!(tests.iter().all(|c| c.extension().unwrap() == "toml"));
+        assert!(tests.is_sorted());
+        assert!(
+            builds[3..]
+                .iter()
+                .all(|(_, options)| options.selftest.is_none())
+        );
     }
 }

@@ -1,0 +1,88 @@
+//! What an image is built with besides its configuration.
+
+use std::fmt;
+
+/// A failure the hypervisor provokes on purpose right after boot, so tests can check
+/// the crash report and the panic path on the real image. The names are the ones the
+/// board's build script accepts in `CLOISTER_SELFTEST`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selftest {
+    /// Read an unmapped address: the CPU exception handler's crash report.
+    PageFault,
+    /// `panic!`: the panic handler's report.
+    Panic,
+}
+
+impl Selftest {
+    pub const ALL: [Selftest; 2] = [Selftest::PageFault, Selftest::Panic];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Selftest::PageFault => "page-fault",
+            Selftest::Panic => "panic",
+        }
+    }
+}
+
+impl fmt::Display for Selftest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Build a selftest image, kept apart from the configuration's normal image.
+    pub selftest: Option<Selftest>,
+}
+
+impl BuildOptions {
+    /// The image's name: the configuration's file stem, plus `-selftest-<name>` for a
+    /// selftest image, so the two never overwrite each other.
+    pub(crate) fn image_name(&self, config_stem: &str) -> String {
+        match self.selftest {
+            None => config_stem.to_owned(),
+            Some(selftest) => format!("{config_stem}-selftest-{selftest}"),
+        }
+    }
+
+    /// The board's `CLOISTER_SELFTEST`: always set, empty for none, so a value left in
+    /// the caller's environment cannot turn a normal image into a selftest image.
+    pub(crate) fn selftest_env(&self) -> &'static str {
+        self.selftest.map_or("", Selftest::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selftest_images_are_named_apart_from_the_normal_image() {
+        assert_eq!(BuildOptions::default().image_name("default"), "default");
+        let page_fault = BuildOptions {
+            selftest: Some(Selftest::PageFault),
+        };
+        assert_eq!(
+            page_fault.image_name("default"),
+            "default-selftest-page-fault"
+        );
+        let panic = BuildOptions {
+            selftest: Some(Selftest::Panic),
+        };
+        assert_eq!(panic.image_name("default"), "default-selftest-panic");
+    }
+
+    #[test]
+    fn the_selftest_variable_is_set_even_without_a_selftest() {
+        assert_eq!(BuildOptions::default().selftest_env(), "");
+        let names: Vec<_> = Selftest::ALL
+            .iter()
+            .map(|&selftest| BuildOptions {
+                selftest: Some(selftest),
+            })
+            .map(|options| options.selftest_env())
+            .collect();
+        assert_eq!(names, ["page-fault", "panic"]);
+    }
+}
