@@ -52,12 +52,20 @@ fn prebuilt(config: &str, options: &BuildOptions) -> BuiltImage {
 /// Boot `image` on `machine` by `protocol` with the standard timeout; panics (fails the
 /// test) if the run could not be started or watched.
 pub fn boot(image: &BuiltImage, machine: Machine, protocol: BootProtocol) -> RunResult {
-    cloister_runner::ensure_qemu().unwrap_or_else(|e| panic!("{e}"));
     let options = RunOptions {
         machine,
         boot: protocol,
-        timeout: TIMEOUT,
         ..RunOptions::default()
+    };
+    boot_with(image, options)
+}
+
+/// Boot `image` with `options`, under the standard timeout.
+pub fn boot_with(image: &BuiltImage, options: RunOptions) -> RunResult {
+    cloister_runner::ensure_qemu().unwrap_or_else(|e| panic!("{e}"));
+    let options = RunOptions {
+        timeout: TIMEOUT,
+        ..options
     };
     cloister_runner::run(image, &options)
         .unwrap_or_else(|e| panic!("booting {}: {e}", image.elf_path.display()))
