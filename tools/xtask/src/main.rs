@@ -5,6 +5,7 @@ mod build_command;
 mod cli;
 mod exit_status;
 mod run_command;
+mod tally;
 mod terminal;
 mod test_command;
 mod workspace;

@@ -1,16 +1,27 @@
 //! `cargo xtask test`: everything, in the order that fails fastest.
 
+use crate::tally::{Tally, run_counted};
 use crate::{exit_status, terminal, workspace};
 use cloister_runner::{BuildOptions, Error, Selftest, build_image_with, ensure_qemu, images_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Host tests, then every image, then the QEMU tests; stops at the first failure.
+/// Host tests, then every image, then the QEMU tests; stops at the first failure. The
+/// last line printed is the total of both test runs.
 pub fn test_all() -> Result<u8, Error> {
     let root = workspace::root();
+    let mut tally = Tally::default();
+    let status = run_steps(root, &mut tally);
+    println!("{}", tally.line());
+    status
+}
+
+fn run_steps(root: &Path, tally: &mut Tally) -> Result<u8, Error> {
     step("1/3: host tests (cargo test)");
     // Plain `cargo test` at the root: the default members, which all run on the host.
-    if !cargo(root, &["test"])? {
+    let mut host_tests = cargo_command(root);
+    host_tests.arg("test");
+    if !succeeded(host_tests, tally)? {
         terminal::stderr_line("cloister: host tests failed");
         return Ok(exit_status::FAILURE);
     }
@@ -28,7 +39,7 @@ pub fn test_all() -> Result<u8, Error> {
     tests
         .args(["test", "--package", "cloister-tests"])
         .env("CLOISTER_IMAGES", &images);
-    if !succeeded(tests)? {
+    if !succeeded(tests, tally)? {
         terminal::stderr_line("cloister: QEMU tests failed");
         return Ok(exit_status::FAILURE);
     }
@@ -87,18 +98,11 @@ fn cargo_command(root: &Path) -> Command {
     command
 }
 
-fn cargo(root: &Path, args: &[&str]) -> Result<bool, Error> {
-    let mut command = cargo_command(root);
-    command.args(args);
-    succeeded(command)
-}
-
-fn succeeded(mut command: Command) -> Result<bool, Error> {
-    let status = command.status().map_err(|source| Error::Io {
+fn succeeded(command: Command, tally: &mut Tally) -> Result<bool, Error> {
+    run_counted(command, tally).map_err(|source| Error::Io {
         context: "cannot run cargo".into(),
         source,
-    })?;
-    Ok(status.success())
+    })
 }
 
 #[cfg(test)]
