@@ -3,99 +3,120 @@
 //! statics the board crate compiles in.
 
 mod codegen;
+pub mod diagnostic;
+mod image_check;
+mod locate;
 mod placement;
 mod schema;
+mod serde_errors;
+mod source;
+mod suggest;
 mod units;
+mod validate;
 
 pub use codegen::generate;
+pub use diagnostic::{Diagnostic, KeyPath};
 pub use placement::{HYPERVISOR_RESERVED, Layout, PlacedPool, place};
 pub use schema::*;
 pub use units::{Address, Size};
+pub use validate::BOARDS;
 
+use serde::Deserialize;
+use source::SourceFile;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use toml::de::DeTable;
 
-/// A configuration problem, with the file it was found in.
+/// Everything wrong with a configuration file, each problem rendered with
+/// `file:line:col`, the key, the offending line and a hint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: PathBuf,
-    pub message: String,
+    pub problems: Vec<String>,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.file.display(), self.message)
+        for problem in &self.problems {
+            writeln!(f, "error: {problem}")?;
+        }
+        let n = self.problems.len();
+        write!(
+            f,
+            "{}: {n} problem{}",
+            self.file.display(),
+            if n == 1 { "" } else { "s" }
+        )
     }
 }
 
 impl std::error::Error for ConfigError {}
 
-/// Read, parse and validate the configuration at `path`.
+/// Read and check the configuration at `path`: syntax, schema, every rule, placement.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let error = |message: String| ConfigError {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
-        message,
+        problems: vec![format!("{}: cannot read: {e}", path.display())],
+    })?;
+    parse(path, text)
+}
+
+/// Check configuration `text`; `path` names it in messages.
+pub fn parse(path: &Path, text: String) -> Result<Config, ConfigError> {
+    let source = SourceFile::new(path, text);
+    let fail = |problems: Vec<String>| ConfigError {
+        file: path.to_path_buf(),
+        problems,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read: {e}")))?;
-    parse(&text).map_err(error)
-}
-
-/// Parse and validate configuration text.
-pub fn parse(text: &str) -> Result<Config, String> {
-    let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-    config.validate()?;
-    Ok(config)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn default_config() -> Config {
-        load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("default.toml")).unwrap()
-    }
-
-    #[test]
-    fn the_default_config_validates_and_places_pools_above_the_hypervisor() {
-        let config = default_config();
-        let layout = place(&config).unwrap();
-        assert_eq!(layout.pools.len(), 2);
-        for p in &layout.pools {
-            assert!(
-                p.base >= HYPERVISOR_RESERVED.end && p.base % 0x20_0000 == 0,
-                "{p:?}"
-            );
+    let root = match DeTable::parse(&source.text) {
+        Ok(root) => root,
+        Err(e) => {
+            let offset = e.span().map_or(0, |s| s.start);
+            let d = serde_errors::diagnose(None, offset, e.message());
+            return Err(fail(vec![source.render(&d, e.span())]));
         }
-        let code = generate(&config, &layout, Path::new("/x/demo.elf"));
-        assert!(code.contains("pub const WORKLOAD_NAME: &str = \"demo\";"));
-        assert!(code.contains("include_bytes!(\"/x/demo.elf\")"));
+    };
+    let config = match Config::deserialize(toml::de::Deserializer::from(root.clone())) {
+        Ok(config) => config,
+        Err(e) => {
+            let offset = e.span().map_or(0, |s| s.start);
+            let d = serde_errors::diagnose(Some(&root), offset, e.message());
+            return Err(fail(vec![source.render(&d, e.span())]));
+        }
+    };
+    let mut problems = validate::validate(&config);
+    if problems.is_empty()
+        && let Err(placement) = place(&config)
+    {
+        problems = placement;
     }
+    if problems.is_empty() {
+        return Ok(config);
+    }
+    Err(fail(
+        problems
+            .iter()
+            .map(|d| source.render(d, locate::span_of(&root, &d.key)))
+            .collect(),
+    ))
+}
 
-    #[test]
-    fn unknown_keys_are_rejected_with_their_location() {
-        let text =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("default.toml"))
-                .unwrap();
-        let bad = text.replace("log_level = \"info\"", "log_levle = \"info\"");
-        let err = parse(&bad).unwrap_err();
-        assert!(err.contains("log_levle") && err.contains("line 8"), "{err}");
+/// Check a workload image against the configuration loaded from `path`: an ELF64
+/// x86-64 executable whose segments lie in private memory above the boot area.
+pub fn check_image(path: &Path, config: &Config, image: &[u8]) -> Result<(), ConfigError> {
+    let problems = image_check::check(config, image);
+    if problems.is_empty() {
+        return Ok(());
     }
-
-    #[test]
-    fn a_pool_that_does_not_fit_names_the_pool() {
-        let mut config = default_config();
-        config.pools[0].size = Size(1 << 30);
-        let err = place(&config).unwrap_err();
-        assert!(
-            err.contains("demo-private") && err.contains("does not fit"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn unknown_hypercall_names_are_rejected() {
-        let mut config = default_config();
-        config.workload.hypercalls = Some(vec!["reboot".into()]);
-        assert!(config.validate().unwrap_err().contains("\"reboot\""));
-    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let source = SourceFile::new(path, text);
+    let root = DeTable::parse(&source.text).ok();
+    let rendered = problems
+        .iter()
+        .map(|d| source.render(d, root.as_ref().and_then(|r| locate::span_of(r, &d.key))))
+        .collect();
+    Err(ConfigError {
+        file: path.to_path_buf(),
+        problems: rendered,
+    })
 }

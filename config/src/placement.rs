@@ -1,6 +1,11 @@
-//! Build-time placement of pools in host RAM.
+//! Build-time placement of pools in host RAM: fixed pools where they say, the others
+//! first-fit in file order, 2 MiB aligned, in declared RAM above the hypervisor.
 
+use crate::diagnostic::Diagnostic;
+use crate::key_path;
 use crate::schema::{Config, PoolKind};
+use crate::units::Size;
+use crate::validate::overlaps;
 
 /// Host-physical range kept for the hypervisor image, its stacks, heap and tables. The
 /// image's linker script fails the link if the image outgrows it.
@@ -18,6 +23,7 @@ pub struct PlacedPool {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
+    /// In address order.
     pub pools: Vec<PlacedPool>,
 }
 
@@ -27,43 +33,54 @@ impl Layout {
     }
 }
 
-fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
-    a.0 < b.0 + b.1 && b.0 < a.0 + a.1
-}
-
-/// Fixed pools where they say; the others first-fit, 2 MiB aligned, in declared RAM
-/// above the hypervisor's range, in file order.
-pub fn place(config: &Config) -> Result<Layout, String> {
+/// Place every pool, or say for each one that cannot be placed why, in TOML terms.
+pub fn place(config: &Config) -> Result<Layout, Vec<Diagnostic>> {
     let ram: Vec<(u64, u64)> = config
         .platform
         .ram
         .iter()
         .map(|r| (r.base.0, r.size.0))
         .collect();
-    let in_ram = |base: u64, size: u64| ram.iter().any(|&(b, s)| base >= b && base + size <= b + s);
+    let in_ram = |base: u64, size: u64| {
+        ram.iter()
+            .any(|&(b, s)| base >= b && base.saturating_add(size) <= b + s)
+    };
     let reserved = (
         HYPERVISOR_RESERVED.start,
         HYPERVISOR_RESERVED.end - HYPERVISOR_RESERVED.start,
     );
-    let mut taken = vec![reserved];
+    let mut taken: Vec<(u64, u64, String)> =
+        vec![(reserved.0, reserved.1, "the hypervisor image".into())];
     let mut pools = Vec::new();
-    for pool in config.pools.iter().filter(|p| p.base.is_some()) {
-        let base = pool.base.unwrap().0;
+    let mut errors = Vec::new();
+    let fixed = config
+        .pools
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.base.is_some());
+    for (i, pool) in fixed {
+        let base = pool.base.map_or(0, |b| b.0);
         let span = (base, pool.size.0);
+        let end = base.saturating_add(pool.size.0);
         if !in_ram(base, pool.size.0) {
-            return Err(format!(
-                "pool {:?}: [{base:#x}, {:#x}) is outside platform.ram",
-                pool.name,
-                base + pool.size.0
-            ));
+            errors.push(
+                Diagnostic::new(key_path!["pool", i, "base"], format!("[{base:#x}, {end:#x}) is outside the RAM declared in platform.ram"))
+                    .hint("move the pool into a platform.ram range, or drop `base` to let the build place it"),
+            );
+        } else if let Some((_, _, owner)) = taken.iter().find(|&&(b, s, _)| overlaps((b, s), span))
+        {
+            errors.push(
+                Diagnostic::new(
+                    key_path!["pool", i, "base"],
+                    format!("[{base:#x}, {end:#x}) overlaps {owner}"),
+                )
+                .hint(format!(
+                    "pools must start at or above {:#x} and must not overlap",
+                    HYPERVISOR_RESERVED.end
+                )),
+            );
         }
-        if taken.iter().any(|&t| overlaps(t, span)) {
-            return Err(format!(
-                "pool {:?}: base {base:#x} overlaps the hypervisor or another pool",
-                pool.name
-            ));
-        }
-        taken.push(span);
+        taken.push((base, pool.size.0, format!("pool {:?}", pool.name)));
         pools.push(PlacedPool {
             name: pool.name.clone(),
             kind: pool.kind,
@@ -71,25 +88,37 @@ pub fn place(config: &Config) -> Result<Layout, String> {
             size: pool.size.0,
         });
     }
-    for pool in config.pools.iter().filter(|p| p.base.is_none()) {
+    for (i, pool) in config
+        .pools
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.base.is_none())
+    {
         let size = pool.size.0;
         let fit = ram.iter().find_map(|&(start, len)| {
             let mut base = start.next_multiple_of(ALIGN_2M);
-            while base + size <= start + len {
-                match taken.iter().find(|&&t| overlaps(t, (base, size))) {
+            while base.saturating_add(size) <= start + len {
+                match taken
+                    .iter()
+                    .find(|&&(b, s, _)| overlaps((b, s), (base, size)))
+                {
                     None => return Some(base),
-                    Some(&(b, s)) => base = (b + s).next_multiple_of(ALIGN_2M),
+                    Some(&(b, s, _)) => base = (b + s).next_multiple_of(ALIGN_2M),
                 }
             }
             None
         });
-        let base = fit.ok_or_else(|| {
-            format!(
-                "pool {:?}: {} does not fit in the free part of platform.ram",
-                pool.name, pool.size
-            )
-        })?;
-        taken.push((base, size));
+        let Some(base) = fit else {
+            errors.push(
+                Diagnostic::new(key_path!["pool", i, "size"], format!("pool {:?} ({}) does not fit in free RAM", pool.name, pool.size))
+                    .hint(format!(
+                        "largest free block is {}; shrink the pool, or declare more RAM in platform.ram (and give QEMU that much -m)",
+                        Size(largest_free_block(&ram, &taken))
+                    )),
+            );
+            continue;
+        };
+        taken.push((base, size, format!("pool {:?}", pool.name)));
         pools.push(PlacedPool {
             name: pool.name.clone(),
             kind: pool.kind,
@@ -97,6 +126,32 @@ pub fn place(config: &Config) -> Result<Layout, String> {
             size,
         });
     }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     pools.sort_by_key(|p| p.base);
     Ok(Layout { pools })
+}
+
+/// The largest 2 MiB-aligned block of declared RAM that nothing occupies.
+fn largest_free_block(ram: &[(u64, u64)], taken: &[(u64, u64, String)]) -> u64 {
+    let mut best = 0;
+    for &(start, len) in ram {
+        let end = start + len;
+        let mut edges: Vec<(u64, u64)> = taken
+            .iter()
+            .map(|&(b, s, _)| (b, b.saturating_add(s)))
+            .collect();
+        edges.sort();
+        let mut cursor = start.next_multiple_of(ALIGN_2M);
+        for (b, e) in edges {
+            if e <= cursor || b >= end {
+                continue;
+            }
+            best = best.max(b.min(end).saturating_sub(cursor));
+            cursor = cursor.max(e.next_multiple_of(ALIGN_2M));
+        }
+        best = best.max(end.saturating_sub(cursor));
+    }
+    best
 }

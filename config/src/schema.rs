@@ -3,7 +3,6 @@
 use crate::units::{Address, Size};
 use cloister_abi::Call;
 use serde::Deserialize;
-use std::collections::HashSet;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,107 +214,8 @@ mod defaults {
     }
 }
 
-const PAGE: u64 = 4096;
-
 impl Config {
     pub fn pool(&self, name: &str) -> Option<&Pool> {
         self.pools.iter().find(|p| p.name == name)
-    }
-
-    /// Rules that need no placement. (The full rule set grows with issue 3.)
-    pub fn validate(&self) -> Result<(), String> {
-        if self.hypervisor.board != "qemu-x86_64" {
-            return Err(format!(
-                "hypervisor.board: unknown board {:?} (known: \"qemu-x86_64\")",
-                self.hypervisor.board
-            ));
-        }
-        if self.hypervisor.backend != Backend::Svm {
-            return Err(format!(
-                "hypervisor.backend: {:?} is not implemented yet; this build runs \"svm\"",
-                self.hypervisor.backend
-            ));
-        }
-        if self.workload.vcpus != 1 {
-            return Err(format!(
-                "workload.vcpus: {} is not supported; Cloister runs one vCPU",
-                self.workload.vcpus
-            ));
-        }
-        if self.workload.name.is_empty() || self.workload.name.len() > cloister_abi::boot::NAME_LEN
-        {
-            return Err(format!(
-                "workload.name: must be 1 to {} bytes",
-                cloister_abi::boot::NAME_LEN
-            ));
-        }
-        let mut names = HashSet::new();
-        for pool in &self.pools {
-            if !names.insert(pool.name.as_str()) {
-                return Err(format!("pool.name: duplicate pool {:?}", pool.name));
-            }
-            if pool.size.0 == 0 || pool.size.0 % PAGE != 0 {
-                return Err(format!(
-                    "pool {:?}: size {} is not a non-zero multiple of 4K",
-                    pool.name, pool.size
-                ));
-            }
-        }
-        if let Some(calls) = &self.workload.hypercalls {
-            for name in calls {
-                if Call::from_name(name).is_none() {
-                    let known: Vec<_> = Call::ALL.iter().map(|c| c.name()).collect();
-                    return Err(format!(
-                        "workload.hypercalls: unknown hypercall {name:?} (known: {known:?})"
-                    ));
-                }
-            }
-        }
-        if self.workload.memory.len() > cloister_abi::boot::MAX_REGIONS {
-            return Err(format!(
-                "workload.memory: at most {} slots",
-                cloister_abi::boot::MAX_REGIONS
-            ));
-        }
-        for (i, slot) in self.workload.memory.iter().enumerate() {
-            let key = format!("workload.memory[{i}]");
-            let pool = self
-                .pool(&slot.pool)
-                .ok_or_else(|| format!("{key}.pool: no pool named {:?}", slot.pool))?;
-            if slot.gpa.0 % PAGE != 0 || slot.size.0 == 0 || slot.size.0 % PAGE != 0 {
-                return Err(format!(
-                    "{key}: gpa and size must be non-zero multiples of 4K"
-                ));
-            }
-            if slot.size > pool.size {
-                return Err(format!(
-                    "{key}.size: {} is larger than pool {:?} ({})",
-                    slot.size, pool.name, pool.size
-                ));
-            }
-            if slot.default.is_some_and(|k| k != pool.kind) {
-                return Err(format!(
-                    "{key}.default: differs from the kind of pool {:?}",
-                    pool.name
-                ));
-            }
-            let end = slot
-                .gpa
-                .0
-                .checked_add(slot.size.0)
-                .ok_or_else(|| format!("{key}: range wraps"))?;
-            for (j, other) in self.workload.memory.iter().enumerate().take(i) {
-                if slot.gpa.0 < other.gpa.0 + other.size.0 && other.gpa.0 < end {
-                    return Err(format!("{key}: GPA range overlaps workload.memory[{j}]"));
-                }
-                if other.pool == slot.pool {
-                    return Err(format!(
-                        "{key}.pool: pool {:?} already backs workload.memory[{j}]",
-                        slot.pool
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 }

@@ -25,8 +25,7 @@ fn main() {
         .unwrap_or_else(|| manifest.join("../../config/default.toml"));
     println!("cargo:rerun-if-changed={}", config_path.display());
     let config = cloister_config::load(&config_path).unwrap_or_else(|e| fail(&e.to_string()));
-    let layout = cloister_config::place(&config)
-        .unwrap_or_else(|e| fail(&format!("{}: {e}", config_path.display())));
+    let layout = cloister_config::place(&config).expect("load() checked placement");
     let workload = match std::env::var_os("CLOISTER_WORKLOAD_ELF") {
         Some(path) => PathBuf::from(path),
         None => {
@@ -36,6 +35,12 @@ fn main() {
         }
     };
     println!("cargo:rerun-if-changed={}", workload.display());
+    if std::env::var_os("CLOISTER_WORKLOAD_ELF").is_some() {
+        let image = std::fs::read(&workload)
+            .unwrap_or_else(|e| fail(&format!("{}: {e}", workload.display())));
+        cloister_config::check_image(&config_path, &config, &image)
+            .unwrap_or_else(|e| fail(&e.to_string()));
+    }
     let mut code = cloister_config::generate(&config, &layout, &workload);
     code.push_str(&format!("pub const SELFTEST: &str = {selftest:?};\n"));
     std::fs::write(out.join("config.rs"), code).unwrap();

@@ -12,7 +12,6 @@ pub enum Error {
     /// The configuration file is unreadable or invalid.
     Config(cloister_config::ConfigError),
     /// The configuration is valid, but its pools do not fit in its RAM.
-    Placement { config: PathBuf, message: String },
     /// A `cargo build` failed; cargo's own output, already printed, says why.
     Build { what: String, status: ExitStatus },
     /// The workload ELF file named by the configuration does not exist.
@@ -46,7 +45,6 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config(e) => write!(f, "{e}"),
-            Error::Placement { config, message } => write!(f, "{}: {message}", config.display()),
             Error::Build { what, status } => write!(
                 f,
                 "building {what} failed ({status}); see cargo's output above"

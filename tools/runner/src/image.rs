@@ -46,6 +46,9 @@ pub fn build_image_with(
     let (config_path, config) = load_and_place(config_path)?;
     let name = options.image_name(&config_stem(&config_path)?);
     let workload = workload_elf(workspace_root, &config_path, &config)?;
+    let image = std::fs::read(&workload)
+        .map_err(Error::io(format!("cannot read {}", workload.display())))?;
+    cloister_config::check_image(&config_path, &config, &image)?;
     let env = [
         ("CLOISTER_CONFIG", OsString::from(&config_path)),
         ("CLOISTER_WORKLOAD_ELF", OsString::from(&workload)),
@@ -116,18 +119,14 @@ pub fn memory_mib(ram: &[RamRange]) -> u64 {
     end.div_ceil(MIB).max(MIN_MEMORY_MIB)
 }
 
-/// Load and validate the configuration, including pool placement, which `load` alone
-/// does not check; returns the configuration's absolute path with it.
+/// Load and check the configuration (every rule, placement included); returns the
+/// configuration's absolute path with it.
 fn load_and_place(config_path: &Path) -> Result<(PathBuf, Config), Error> {
     let config_path = std::path::absolute(config_path).map_err(Error::io(format!(
         "cannot resolve {}",
         config_path.display()
     )))?;
     let config = cloister_config::load(&config_path)?;
-    cloister_config::place(&config).map_err(|message| Error::Placement {
-        config: config_path.clone(),
-        message,
-    })?;
     Ok((config_path, config))
 }
 

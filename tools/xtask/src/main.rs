@@ -31,7 +31,12 @@ fn main() -> ExitCode {
         Command::Test => test_command::test_all(),
     };
     if let Err(error) = &result {
-        terminal::stderr_line(&format!("error: {error}"));
+        // A configuration report already says `error:` before each problem.
+        let text = match error {
+            cloister_runner::Error::Config(report) => report.to_string(),
+            other => format!("error: {other}"),
+        };
+        terminal::stderr_line(&text);
     }
     ExitCode::from(exit_status::for_result(&result))
 }
