@@ -10,6 +10,9 @@ use crate::{cpuid, hypercall};
 use cloister_abi::boot::NAME_LEN;
 use cloister_privmem::PoolError;
 
+/// Guest-physical address bits the second-level table translates.
+const GPA_BITS: u32 = 48;
+
 /// What the board tells core about the workload's VM.
 pub struct VmSpec<'a> {
     pub name: &'a str,
@@ -129,7 +132,7 @@ impl<F: PteFormat> Vm<F> {
             Exit::Hypercall { insn_len } => {
                 self.stats.hypercalls += 1;
                 let regs = vcpu.regs_mut();
-                regs.rip += insn_len;
+                regs.rip = regs.rip.wrapping_add(insn_len);
                 hypercall::dispatch(self, regs, host)
             }
             Exit::Io { string: true, .. } => Some(Stop::Unsupported {
@@ -160,12 +163,12 @@ impl<F: PteFormat> Vm<F> {
             Exit::Cpuid { insn_len } => {
                 let regs = vcpu.regs_mut();
                 let (leaf, subleaf) = (regs.rax as u32, regs.rcx as u32);
-                let out = cpuid::filter(leaf, host.cpuid(leaf, subleaf));
+                let out = cpuid::filter(leaf, subleaf, host.cpuid(leaf, subleaf));
                 regs.rax = out.eax.into();
                 regs.rbx = out.ebx.into();
                 regs.rcx = out.ecx.into();
                 regs.rdx = out.edx.into();
-                regs.rip += insn_len;
+                regs.rip = regs.rip.wrapping_add(insn_len);
                 None
             }
             Exit::Msr { .. } => {
@@ -188,6 +191,10 @@ impl<F: PteFormat> Vm<F> {
     /// pages get a zeroed frame from the slot's pool; shared memory is mapped with 2 MiB
     /// leaves where the slot and its host range allow, else 4 KiB.
     pub(crate) fn fault_in(&mut self, gpa: u64, host: &mut impl Host) -> Result<u64, FaultError> {
+        // The 4-level table translates 48 bits; a wider GPA would alias a low mapping.
+        if gpa >> GPA_BITS != 0 {
+            return Err(FaultError::Outside);
+        }
         let page = gpa & !(PageSize::Size4K.bytes() - 1);
         if let Some(mapping) = self.npt.lookup(host, page) {
             return Ok(mapping.pa & !(PageSize::Size4K.bytes() - 1));

@@ -186,6 +186,33 @@ fn an_access_outside_the_memory_map_stops_the_workload_with_the_gpa() {
 }
 
 #[test]
+fn a_gpa_wider_than_the_table_cannot_alias_a_low_mapping() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    let alias = (1 << 48) | 0x30_0000;
+    let mut vcpu = ScriptedVcpu::default()
+        .step(|_| Exit::NestedPageFault {
+            gpa: 0x30_0000,
+            access: Access::Write,
+            present: false,
+        })
+        .step(move |_| Exit::NestedPageFault {
+            gpa: alias,
+            access: Access::Read,
+            present: false,
+        });
+    let stop = vm.run(&mut vcpu, &mut host);
+    assert_eq!(
+        stop,
+        Stop::OutsideMemory {
+            gpa: alias,
+            access: Access::Read,
+            rip: 0
+        }
+    );
+}
+
+#[test]
 fn running_out_of_page_tables_stops_cleanly_and_keeps_the_frame() {
     // Root only: the first fault needs three more tables.
     let mut host = FakeHost::new(1);
@@ -217,7 +244,10 @@ fn shared_memory_is_mapped_with_2m_leaves_when_aligned() {
         })
         .step(exit_with(0));
     vm.run(&mut vcpu, &mut host);
-    assert_eq!(vm.fault_in(SHARED_GPA + 0x1f_f000, &mut host).ok(), Some(SHARED_HOST + 0x1f_f000));
+    assert_eq!(
+        vm.fault_in(SHARED_GPA + 0x1f_f000, &mut host).ok(),
+        Some(SHARED_HOST + 0x1f_f000)
+    );
     // Root, PDPT, PD: no last-level table was needed for the shared slot.
     assert_eq!(host.tables_allocated(), 3);
     assert_eq!(vm.stats().npf, 1);

@@ -73,6 +73,13 @@ impl Vcpu for SvmVcpu<'_> {
         self.regs.rsp = self.vmcb.read_u64(save::RSP);
         self.regs.rip = self.vmcb.read_u64(save::RIP);
         self.regs.rflags = self.vmcb.read_u64(save::RFLAGS);
+        // An exit taken while the CPU was delivering an event (e.g. a nested page fault
+        // on the workload's IDT or stack) cut that delivery short: deliver it again on
+        // the next entry, as the APM requires.
+        let interrupted = self.vmcb.read_u64(control::EXIT_INT_INFO);
+        if interrupted & EVENT_VALID != 0 {
+            self.vmcb.write_u64(control::EVENT_INJ, interrupted);
+        }
         decode(&self.vmcb)
     }
 

@@ -18,6 +18,7 @@ pub mod control {
     pub const EXIT_CODE: usize = 0x070;
     pub const EXIT_INFO1: usize = 0x078;
     pub const EXIT_INFO2: usize = 0x080;
+    pub const EXIT_INT_INFO: usize = 0x088;
     pub const NP_ENABLE: usize = 0x090;
     pub const EVENT_INJ: usize = 0x0a8;
     pub const N_CR3: usize = 0x0b0;
@@ -56,6 +57,7 @@ pub mod intercept {
     pub const NMI: u32 = 1 << 1;
     pub const CPUID: u32 = 1 << 18;
     pub const HLT: u32 = 1 << 24;
+    pub const INVLPGA: u32 = 1 << 26;
     pub const IOIO_PROT: u32 = 1 << 27;
     pub const MSR_PROT: u32 = 1 << 28;
     pub const SHUTDOWN: u32 = 1 << 31;
@@ -137,7 +139,7 @@ impl Vmcb {
         self.write_u32(control::INTERCEPT_EXCEPTIONS, 0);
         self.write_u32(
             control::INTERCEPT_MISC1,
-            INTR | NMI | CPUID | HLT | IOIO_PROT | MSR_PROT | SHUTDOWN,
+            INTR | NMI | CPUID | HLT | INVLPGA | IOIO_PROT | MSR_PROT | SHUTDOWN,
         );
         self.write_u32(
             control::INTERCEPT_MISC2,

@@ -7,7 +7,8 @@
 //! - CR3 = [`PAGE_TABLES_GPA`]: an identity map of the low 512 GiB of guest-physical
 //!   space with 1 GiB pages (read/write/execute, write-back). Only the regions listed in
 //!   the boot info are memory; touching anything else stops the workload;
-//! - CR0 = PE|MP|ET|NE|WP|PG, CR4 = PAE|OSFXSR|OSXMMEXCPT, EFER = LME|LMA|NXE|SVME-free;
+//! - CR0 = PE|MP|ET|NE|WP|PG, CR4 = PAE|OSFXSR|OSXMMEXCPT, EFER = LME|LMA|NXE (on SVM
+//!   also SVME, which VMRUN requires; the SVM instructions themselves are intercepted);
 //! - RFLAGS = 0x2 (interrupts off), every other GPR zero, x87/SSE in their reset state;
 //! - CS a flat 64-bit code segment, DS/ES/SS/FS/GS flat data, GDTR and IDTR empty.
 //!   A workload that wants to handle its own exceptions loads its own GDT and IDT;

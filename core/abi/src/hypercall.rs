@@ -19,7 +19,6 @@ pub enum Call {
 /// Largest CONSOLE_WRITE accepted in one call, in bytes.
 pub const CONSOLE_WRITE_MAX: u64 = 4096;
 
-
 impl Call {
     pub const ALL: [Call; 2] = [Call::ConsoleWrite, Call::Exit];
 

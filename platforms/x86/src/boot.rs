@@ -92,6 +92,7 @@ cloister_pvh_entry:
     mov $0xc0000080, %ecx
     rdmsr
     or $((1 << 8) | (1 << 11)), %eax  /* EFER.LME, EFER.NXE */
+    and $~(1 << 14), %eax           /* EFER.FFXSR off: FXSAVE must save XMM at ring 0 */
     wrmsr
     mov %cr0, %eax
     or $((1 << 31) | (1 << 16) | 1), %eax  /* PG, WP, PE */

@@ -5,6 +5,7 @@
 
 use core::arch::global_asm;
 use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Distance between exception stubs: stub `v` is at `stubs_base() + v * STUB_STRIDE`.
 pub const STUB_STRIDE: usize = 16;
@@ -37,14 +38,17 @@ pub struct ExceptionFrame {
 }
 
 // Vectors 8, 10-14, 17, 21, 29 and 30 push an error code; the others get a 0 so that
-// every frame has the same shape.
+// every frame has the same shape. NMI (vector 2) is not a bug: one that arrives while the
+// workload runs stays pending across the exit and is taken right after STGI. Its stub
+// just returns (IRETQ also unblocks further NMIs); it runs on its own IST stack and
+// touches no register.
 global_asm!(
     ".pushsection .text.cloister_exceptions, \"ax\"",
     ".balign 16",
     "cloister_exception_stubs:",
     ".balign 16; push 0; push 0; jmp cloister_exception_common",
     ".balign 16; push 0; push 1; jmp cloister_exception_common",
-    ".balign 16; push 0; push 2; jmp cloister_exception_common",
+    ".balign 16; iretq",
     ".balign 16; push 0; push 3; jmp cloister_exception_common",
     ".balign 16; push 0; push 4; jmp cloister_exception_common",
     ".balign 16; push 0; push 5; jmp cloister_exception_common",
@@ -128,7 +132,14 @@ const NAMES: [&str; 32] = [
     "reserved 31",
 ];
 
+/// Set once a report has started: a fault while reporting must not report (and fault)
+/// again on the same IST stack forever.
+static REPORTING: AtomicBool = AtomicBool::new(false);
+
 extern "sysv64" fn report(frame: &ExceptionFrame) -> ! {
+    if REPORTING.swap(true, Ordering::Relaxed) {
+        crate::fatal_exit(crate::Failure::Hypervisor)
+    }
     // SAFETY: reading control registers has no side effects.
     let (cr0, cr2, cr3, cr4) = unsafe {
         (
