@@ -4,14 +4,17 @@ use crate::build_options::BuildOptions;
 use crate::cargo::build_bare_metal;
 use crate::error::Error;
 use crate::paths::images_dir;
-use cloister_config::{Config, ImageSource, RamRange};
+use crate::workload::build_workload_elf;
+use cloister_config::{Config, RamRange};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The board crate whose binary is the bootable hypervisor image.
 const HYPERVISOR_PACKAGE: &str = "cloister-qemu-x86_64";
 
-/// QEMU's smallest sensible guest RAM; less starves the hypervisor's own reservation.
+/// The least guest RAM derived from a configuration; less starves the hypervisor's own
+/// reservation. It bounds only the derived value: an explicit `RunOptions::memory_mib`
+/// is used as given, so a test can boot with too little RAM on purpose.
 const MIN_MEMORY_MIB: u64 = 64;
 
 /// A bootable hypervisor image and the configuration it was built from.
@@ -45,7 +48,7 @@ pub fn build_image_with(
 ) -> Result<BuiltImage, Error> {
     let (config_path, config) = load_and_place(config_path)?;
     let name = options.image_name(&config_stem(&config_path)?);
-    let workload = workload_elf(workspace_root, &config_path, &config)?;
+    let workload = build_workload_elf(workspace_root, &config_path, &config)?;
     let image = std::fs::read(&workload)
         .map_err(Error::io(format!("cannot read {}", workload.display())))?;
     cloister_config::check_image(&config_path, &config, &image)?;
@@ -138,32 +141,6 @@ fn config_stem(config_path: &Path) -> Result<String, Error> {
     })
 }
 
-/// The workload ELF to embed: built if it is a workspace package, else the file the
-/// configuration names (relative to the configuration's directory).
-fn workload_elf(
-    workspace_root: &Path,
-    config_path: &Path,
-    config: &Config,
-) -> Result<PathBuf, Error> {
-    match config.workload.image_source() {
-        ImageSource::Package { package, bin } => {
-            build_bare_metal(workspace_root, &package, &bin, &[])
-        }
-        ImageSource::File(file) => {
-            let dir = config_path.parent().unwrap_or(Path::new("/"));
-            let path = dir.join(file);
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(Error::MissingWorkload {
-                    config: config_path.to_path_buf(),
-                    path,
-                })
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,32 +178,18 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_workload_file_is_reported_with_its_path() {
-        let dir = std::env::temp_dir().join(format!("cloister-runner-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
-        let text = std::fs::read_to_string(default)
-            .unwrap()
-            .replace("image = \"demo\"", "image = \"nope.elf\"");
-        let config_path = dir.join("file-workload.toml");
-        std::fs::write(&config_path, text).unwrap();
-        let (config_path, config) = load_and_place(&config_path).unwrap();
-        let err = workload_elf(Path::new("/unused"), &config_path, &config).unwrap_err();
-        assert!(err.to_string().ends_with(&format!(
-            "workload.image: {} does not exist",
-            dir.join("nope.elf").display()
-        )));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
     fn config_errors_name_the_file() {
         let err = build_image(Path::new("/unused"), Path::new("/no/such/config.toml")).unwrap_err();
         assert!(matches!(err, Error::Config(_)));
+        // The report's first problem names the file; its last line counts the problems.
+        let report = err.to_string();
         assert!(
-            err.to_string()
-                .starts_with("/no/such/config.toml: cannot read"),
-            "{err}"
+            report.starts_with("error: /no/such/config.toml: cannot read"),
+            "{report}"
+        );
+        assert!(
+            report.ends_with("/no/such/config.toml: 1 problem"),
+            "{report}"
         );
     }
 

@@ -31,6 +31,7 @@ mod process;
 mod qemu_stderr;
 mod run;
 mod summary;
+mod workload;
 
 pub use accel::Accel;
 pub use build_options::{BuildOptions, Selftest};
@@ -45,3 +46,4 @@ pub use outcome::Outcome;
 pub use paths::{images_dir, target_dir};
 pub use run::{RunResult, run, run_elf};
 pub use summary::{Summary, WorkloadEnd};
+pub use workload::workload_elf_path;

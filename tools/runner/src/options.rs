@@ -96,7 +96,9 @@ pub struct RunOptions {
     pub gdb: bool,
     /// QEMU is killed when this runs out (ignored with `gdb`).
     pub timeout: Duration,
-    /// Guest RAM in MiB instead of the configuration's.
+    /// Guest RAM in MiB instead of the configuration's, used as given: no minimum, so a
+    /// run can have less RAM than the configuration declares (the boot then stops on
+    /// the pool placement check).
     pub memory_mib: Option<u64>,
     /// Stream the console to stdout and the decoded log to stderr while QEMU runs. The
     /// summary line is held back, for the caller to print last.

@@ -1,4 +1,4 @@
-//! The command line: `cargo xtask <build|run|test> [options]`.
+//! The command line: `cargo xtask <build|run|test|config> [options]`.
 
 use cloister_runner::{BootProtocol, Machine};
 use std::ffi::OsString;
@@ -14,23 +14,38 @@ commands:
                           build the image and boot it in QEMU: the console on stdout,
                           the decoded log on stderr, the summary line last
   test                    host tests (`cargo test`), then every image (config/default.toml,
-                          its selftest images and tests/configs/*.toml), then the QEMU
-                          tests (cloister-tests)
+                          config/edge-gateway.toml, the default's selftest images and
+                          tests/configs/*.toml), then the QEMU tests (cloister-tests)
+  config check [FILE]     check FILE without building: every problem, or
+                          `FILE: ok (N pools placed)`
+  config explain [FILE]   check FILE, then show what it resolves to: the hypervisor's
+                          settings, the host-physical map (reserved range, pools, RAM),
+                          the workload's guest-physical map and its image
 
 FILE defaults to config/default.toml. `run` boots by PVH unless --boot multiboot, stops
 QEMU after --timeout (default 60) s, except with --gdb, which waits for a debugger on
-:1234. docs/xtask.md has the details.
+:1234; --memory is used as given, even below what the configuration declares.
+docs/xtask.md has the details.
 
 exit status of `run`: the workload's exit status (255 if larger), 125 if the workload
 was stopped, 126 on a hypervisor failure, 124 on a timeout, 2 if QEMU is missing and
-cannot be installed, 1 on a usage, configuration or build error.";
+cannot be installed, 1 on a usage, configuration or build error. `config` exits 0 if
+FILE is valid, 1 if not.";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Build { config: Option<PathBuf> },
     Run(RunArgs),
     Test,
+    Config(ConfigCommand),
     Help,
+}
+
+/// `config check|explain [FILE]`: about a configuration, without building.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConfigCommand {
+    Check { config: Option<PathBuf> },
+    Explain { config: Option<PathBuf> },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -57,6 +72,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
         "build" => parse_build(&mut args)?,
         "run" => Command::Run(parse_run(&mut args)?),
         "test" => Command::Test,
+        "config" => Command::Config(parse_config(&mut args)?),
         "help" | "-h" | "--help" => Command::Help,
         other => return Err(format!("unknown command {other:?}")),
     };
@@ -75,6 +91,20 @@ fn parse_build(args: &mut Args) -> Result<Command, String> {
         }
     }
     Ok(Command::Build { config })
+}
+
+fn parse_config(args: &mut Args) -> Result<ConfigCommand, String> {
+    let Some(action) = args.next_text()? else {
+        return Err("config needs `check` or `explain`".to_owned());
+    };
+    let config = args.next_operand()?.map(PathBuf::from);
+    match action.as_str() {
+        "check" => Ok(ConfigCommand::Check { config }),
+        "explain" => Ok(ConfigCommand::Explain { config }),
+        other => Err(format!(
+            "unknown config command {other:?} (expected `check` or `explain`)"
+        )),
+    }
 }
 
 fn parse_run(args: &mut Args) -> Result<RunArgs, String> {
@@ -154,6 +184,18 @@ impl Args {
                 Ok(Some(name.to_owned()))
             }
             None => Ok(Some(arg)),
+        }
+    }
+
+    /// The next argument if it is an operand (a file, say), which may be any bytes;
+    /// an option there is an error, since the commands that take operands have none.
+    fn next_operand(&mut self) -> Result<Option<OsString>, String> {
+        let Some(arg) = self.rest.next() else {
+            return Ok(None);
+        };
+        match arg.to_str() {
+            Some(text) if text.starts_with("--") => Err(format!("unexpected option {text:?}")),
+            _ => Ok(Some(arg)),
         }
     }
 
@@ -242,6 +284,20 @@ mod tests {
     }
 
     #[test]
+    fn config_commands_take_an_optional_file() {
+        assert_eq!(
+            parse_words("config check config/tdx.toml"),
+            Ok(Command::Config(ConfigCommand::Check {
+                config: Some("config/tdx.toml".into())
+            }))
+        );
+        assert_eq!(
+            parse_words("config explain"),
+            Ok(Command::Config(ConfigCommand::Explain { config: None }))
+        );
+    }
+
+    #[test]
     fn mistakes_are_explained() {
         for (words, message) in [
             ("frobnicate", "unknown command \"frobnicate\""),
@@ -261,6 +317,16 @@ mod tests {
             ("build --gdb", "unknown option \"--gdb\" for build"),
             ("test extra", "unexpected argument \"extra\""),
             ("run stray", "unexpected argument \"stray\""),
+            ("config", "config needs `check` or `explain`"),
+            ("config lint a.toml", "unknown config command \"lint\""),
+            (
+                "config check --config a.toml",
+                "unexpected option \"--config\"",
+            ),
+            (
+                "config check a.toml b.toml",
+                "unexpected argument \"b.toml\"",
+            ),
         ] {
             let err = parse_words(words).unwrap_err();
             assert!(err.contains(message), "{words:?}: {err}");

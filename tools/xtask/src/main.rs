@@ -3,14 +3,17 @@
 
 mod build_command;
 mod cli;
+mod config_command;
 mod exit_status;
+mod explain;
 mod run_command;
+mod shipped_configs;
 mod tally;
 mod terminal;
 mod test_command;
 mod workspace;
 
-use cli::Command;
+use cli::{Command, ConfigCommand};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -29,6 +32,12 @@ fn main() -> ExitCode {
         Command::Build { config } => build_command::build(config).map(|()| 0),
         Command::Run(args) => run_command::run_image(args),
         Command::Test => test_command::test_all(),
+        Command::Config(ConfigCommand::Check { config }) => {
+            config_command::check(&config.unwrap_or_else(workspace::default_config)).map(|()| 0)
+        }
+        Command::Config(ConfigCommand::Explain { config }) => {
+            config_command::explain(&config.unwrap_or_else(workspace::default_config)).map(|()| 0)
+        }
     };
     if let Err(error) = &result {
         // A configuration report already says `error:` before each problem.

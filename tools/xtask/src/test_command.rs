@@ -1,7 +1,7 @@
 //! `cargo xtask test`: everything, in the order that fails fastest.
 
 use crate::tally::{Tally, run_counted};
-use crate::{exit_status, terminal, workspace};
+use crate::{exit_status, shipped_configs, terminal, workspace};
 use cloister_runner::{BuildOptions, Error, Selftest, build_image_with, ensure_qemu, images_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,14 +50,17 @@ fn step(what: &str) {
     terminal::stderr_line(&format!("cloister: test step {what}"));
 }
 
-/// Every image the QEMU tests boot: config/default.toml, its selftest images, then
-/// tests/configs/*.toml in name order.
+/// Every image the QEMU tests boot: the shipped configurations that build (the default
+/// first), the default's selftest images, then tests/configs/*.toml in name order.
 fn image_builds() -> Result<Vec<(PathBuf, BuildOptions)>, Error> {
     let default = workspace::default_config();
     let selftests = Selftest::ALL.into_iter().map(|selftest| BuildOptions {
         selftest: Some(selftest),
     });
-    let mut builds = vec![(default.clone(), BuildOptions::default())];
+    let mut builds: Vec<_> = shipped_configs::built()
+        .into_iter()
+        .map(|config| (config, BuildOptions::default()))
+        .collect();
     builds.extend(selftests.map(|options| (default.clone(), options)));
     builds.extend(
         test_configs()?
@@ -110,26 +113,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_image_and_its_selftests_come_first_then_the_test_configs() {
+    fn shipped_images_come_first_then_the_selftests_then_the_test_configs() {
         let builds = image_builds().unwrap();
         let selftest = |selftest| BuildOptions {
             selftest: Some(selftest),
         };
         let default = workspace::default_config();
+        let shipped = workspace::shipped_configs_dir();
         assert_eq!(
-            builds[..3],
+            builds[..4],
             [
                 (default.clone(), BuildOptions::default()),
+                (shipped.join("edge-gateway.toml"), BuildOptions::default()),
                 (default.clone(), selftest(Selftest::PageFault)),
                 (default, selftest(Selftest::Panic)),
             ]
         );
-        let tests: Vec<_> = builds[3..].iter().map(|(config, _)| config).collect();
+        let tests: Vec<_> = builds[4..].iter().map(|(config, _)| config).collect();
         assert!(tests.contains(&&workspace::test_configs_dir().join("world-switch.toml")));
         assert!(tests.iter().all(|c| c.extension().unwrap() == "toml"));
+        assert!(
+            tests
+                .iter()
+                .all(|c| c.starts_with(workspace::test_configs_dir()))
+        );
         assert!(tests.is_sorted());
         assert!(
-            builds[3..]
+            builds[4..]
                 .iter()
                 .all(|(_, options)| options.selftest.is_none())
         );

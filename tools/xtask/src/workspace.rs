@@ -11,9 +11,14 @@ pub fn root() -> &'static Path {
         .unwrap_or(manifest_dir)
 }
 
-/// The configuration `build` and `run` use when given none.
+/// The appliance configurations shipped with Cloister.
+pub fn shipped_configs_dir() -> PathBuf {
+    root().join("config")
+}
+
+/// The configuration the commands use when given none.
 pub fn default_config() -> PathBuf {
-    root().join("config").join("default.toml")
+    shipped_configs_dir().join("default.toml")
 }
 
 /// The configurations the integration tests boot, besides the default one.
