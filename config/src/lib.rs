@@ -108,6 +108,22 @@ pub fn check_image(path: &Path, config: &Config, image: &[u8]) -> Result<(), Con
     if problems.is_empty() {
         return Ok(());
     }
+    Err(report_against(path, &problems))
+}
+
+/// The report for a `workload.image` file that does not exist at `image`.
+pub fn missing_image(path: &Path, image: &Path) -> ConfigError {
+    let problem = Diagnostic::new(
+        key_path!["workload", "image"],
+        format!("no such file: {}", image.display()),
+    )
+    .hint("paths are relative to the configuration file; use \"demo\" for the built-in demo");
+    report_against(path, &[problem])
+}
+
+/// Render `problems` against the configuration file at `path`, for checks made after
+/// loading it.
+fn report_against(path: &Path, problems: &[Diagnostic]) -> ConfigError {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let source = SourceFile::new(path, text);
     let root = DeTable::parse(&source.text).ok();
@@ -115,8 +131,8 @@ pub fn check_image(path: &Path, config: &Config, image: &[u8]) -> Result<(), Con
         .iter()
         .map(|d| source.render(d, root.as_ref().and_then(|r| locate::span_of(r, &d.key))))
         .collect();
-    Err(ConfigError {
+    ConfigError {
         file: path.to_path_buf(),
         problems: rendered,
-    })
+    }
 }

@@ -435,3 +435,12 @@ fn sev_snp_and_tdx_examples_fail_only_on_their_missing_backend() {
         );
     }
 }
+
+#[test]
+fn a_missing_workload_image_is_reported_at_its_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("default.toml");
+    let line = line_of(DEFAULT, "image = \"demo\"");
+    let report = cloister_config::missing_image(&path, Path::new("/nowhere/app.elf")).to_string();
+    let head = format!("default.toml:{line}:9: workload.image: no such file: /nowhere/app.elf");
+    assert!(report.contains(&head), "{report}");
+}

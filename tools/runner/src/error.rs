@@ -11,11 +11,8 @@ use std::process::ExitStatus;
 pub enum Error {
     /// The configuration file is unreadable or invalid.
     Config(cloister_config::ConfigError),
-    /// The configuration is valid, but its pools do not fit in its RAM.
     /// A `cargo build` failed; cargo's own output, already printed, says why.
     Build { what: String, status: ExitStatus },
-    /// The workload ELF file named by the configuration does not exist.
-    MissingWorkload { config: PathBuf, path: PathBuf },
     /// An image was expected in the images directory but is not there.
     MissingImage { path: PathBuf },
     /// QEMU is not installed and could not be installed here.
@@ -49,14 +46,6 @@ impl fmt::Display for Error {
                 f,
                 "building {what} failed ({status}); see cargo's output above"
             ),
-            Error::MissingWorkload { config, path } => {
-                write!(
-                    f,
-                    "{}: workload.image: {} does not exist",
-                    config.display(),
-                    path.display()
-                )
-            }
             Error::MissingImage { path } => {
                 write!(
                     f,

@@ -32,10 +32,10 @@ pub(crate) fn build_workload_elf(
     if path.is_file() {
         Ok(path)
     } else {
-        Err(Error::MissingWorkload {
-            config: config_path.to_path_buf(),
-            path,
-        })
+        Err(Error::Config(cloister_config::missing_image(
+            config_path,
+            &path,
+        )))
     }
 }
 
@@ -96,9 +96,12 @@ mod tests {
         let config = default_config_with_image("nope.elf");
         let config_path = Path::new("/no/such/dir/file-workload.toml");
         let err = build_workload_elf(Path::new("/unused"), config_path, &config).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "/no/such/dir/file-workload.toml: workload.image: /no/such/dir/nope.elf does not exist"
+        let report = err.to_string();
+        assert!(
+            report.contains(
+                "/no/such/dir/file-workload.toml: workload.image: no such file: /no/such/dir/nope.elf"
+            ),
+            "{report}"
         );
     }
 }
