@@ -12,8 +12,9 @@ pub struct CpuidResult {
 }
 
 pub trait Host: TableMemory {
-    /// The hypervisor's view of the 4 KiB host frame at `pa`.
-    fn frame(&mut self, pa: u64) -> &mut [u8; 4096];
+    /// Run `f` on the 4 KiB host frame at `pa`. Private frames are not in the
+    /// hypervisor's address space: the board maps such a frame only for the call.
+    fn with_frame<R>(&mut self, pa: u64, f: impl FnOnce(&mut [u8; 4096]) -> R) -> R;
     /// Append workload console output to the appliance console.
     fn console_write(&mut self, bytes: &[u8]);
     /// The host CPU's CPUID, the base the workload's view is filtered from.

@@ -50,7 +50,9 @@ fn console_write<F: PteFormat>(
     while left > 0 {
         let offset = (pa & 0xfff) as usize;
         let n = left.min(chunk.len()).min(4096 - offset);
-        chunk[..n].copy_from_slice(&host.frame(pa & !0xfff)[offset..offset + n]);
+        host.with_frame(pa & !0xfff, |frame| {
+            chunk[..n].copy_from_slice(&frame[offset..offset + n])
+        });
         emit_console(vm, &chunk[..n], host);
         pa += n as u64;
         left -= n;

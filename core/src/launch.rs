@@ -95,7 +95,9 @@ impl<F: PteFormat> Vm<F> {
             self.stats.launch_pages += u64::from(fresh);
             let offset = (at % PAGE) as usize;
             let n = (data.len() - done).min(PAGE as usize - offset);
-            host.frame(pa)[offset..offset + n].copy_from_slice(&data[done..done + n]);
+            host.with_frame(pa, |frame| {
+                frame[offset..offset + n].copy_from_slice(&data[done..done + n]);
+            });
             done += n;
         }
         Ok(())

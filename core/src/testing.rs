@@ -32,6 +32,16 @@ impl FakeHost {
         self.tables.len()
     }
 
+    /// Direct access for assertions. Fresh frames hold garbage so tests see whether the
+    /// VM scrubs them.
+    pub fn frame(&mut self, pa: u64) -> &mut [u8; 4096] {
+        assert_eq!(pa % 4096, 0);
+        assert!(pa < TABLE_BASE, "table page used as a data frame");
+        self.frames
+            .entry(pa)
+            .or_insert_with(|| Box::new([0xa5; 4096]))
+    }
+
     pub fn console_text(&self) -> &str {
         std::str::from_utf8(&self.console).unwrap()
     }
@@ -52,13 +62,8 @@ impl TableMemory for FakeHost {
 }
 
 impl Host for FakeHost {
-    fn frame(&mut self, pa: u64) -> &mut [u8; 4096] {
-        assert_eq!(pa % 4096, 0);
-        assert!(pa < TABLE_BASE, "table page used as a data frame");
-        // Fresh frames hold garbage so tests see whether the VM scrubs them.
-        self.frames
-            .entry(pa)
-            .or_insert_with(|| Box::new([0xa5; 4096]))
+    fn with_frame<R>(&mut self, pa: u64, f: impl FnOnce(&mut [u8; 4096]) -> R) -> R {
+        f(self.frame(pa))
     }
 
     fn console_write(&mut self, bytes: &[u8]) {

@@ -209,7 +209,7 @@ impl<F: PteFormat> Vm<F> {
                 let pa = pool
                     .alloc(1)
                     .map_err(|_: PoolError| FaultError::OutOfMemory)?;
-                host.frame(pa).fill(0);
+                host.with_frame(pa, |frame| frame.fill(0));
                 (page, pa, PageSize::Size4K)
             }
             Backing::Shared { host_base } => {

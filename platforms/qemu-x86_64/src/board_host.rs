@@ -30,14 +30,15 @@ impl TableMemory for BoardHost {
 }
 
 impl Host for BoardHost {
-    fn frame(&mut self, pa: u64) -> &mut [u8; 4096] {
+    fn with_frame<R>(&mut self, pa: u64, f: impl FnOnce(&mut [u8; 4096]) -> R) -> R {
         assert!(
             pa.is_multiple_of(4096) && pa < 1 << 32,
             "frame {pa:#x} outside the identity map"
         );
         // SAFETY: core only asks for frames of the workload's pools, which the boot check
-        // proved are RAM below 4 GiB and which nothing else in the hypervisor references.
-        unsafe { &mut *(pa as *mut [u8; 4096]) }
+        // proved are RAM below 4 GiB and which nothing else in the hypervisor references;
+        // the reference does not outlive the call.
+        f(unsafe { &mut *(pa as *mut [u8; 4096]) })
     }
 
     fn console_write(&mut self, bytes: &[u8]) {
