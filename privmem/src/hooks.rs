@@ -1,0 +1,22 @@
+//! What privmem asks of its user, who can touch memory and page tables.
+
+use crate::PrivMemError;
+
+/// Operations on host frames, in the order privmem calls them: a frame is scrubbed,
+/// then prepared (ownership moves to the workload: pin, RMP assignment, cache flush),
+/// and invalidated (ownership comes back: flush, RMP reclaim) before it is released.
+pub trait FrameHooks {
+    /// Overwrite `frames` frames at `pa` with zeros.
+    fn scrub(&mut self, pa: u64, frames: u64);
+    /// The vendor's prepare/pin step for frames about to be handed to the workload.
+    fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), PrivMemError>;
+    /// The vendor's invalidate/unpin step for frames leaving the workload.
+    fn invalidate(&mut self, pa: u64, frames: u64);
+}
+
+/// Removes every second-level mapping of a range of the object. Called before any frame
+/// in the range changes hands, so a frame is never released while mapped.
+pub trait Unmapper {
+    /// Unmap object offsets `[offset, offset + len)`.
+    fn unmap(&mut self, offset: u64, len: u64);
+}
