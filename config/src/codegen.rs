@@ -1,8 +1,9 @@
 //! The Rust statics the board crate compiles in. The generated module expects
-//! `PoolSpec`, `SlotSpec` and `MemoryKind` to be in scope where it is included.
+//! `PoolSpec`, `SlotSpec`, `MemoryKind` and `Pinning` to be in scope where it is
+//! included.
 
 use crate::placement::Layout;
-use crate::schema::{Config, PoolKind};
+use crate::schema::{Config, PageSize, Pinning, PoolKind};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -32,6 +33,11 @@ pub fn generate(config: &Config, layout: &Layout, workload_elf: &Path) -> String
         "pub const ALLOWED_CALLS: u64 = {:#x};",
         w.allowed_calls()
     );
+    let pinning = match w.pinning {
+        Pinning::Demand => "Pinning::Demand",
+        Pinning::Upfront => "Pinning::Upfront",
+    };
+    let _ = writeln!(out, "pub const PINNING: Pinning = {pinning};");
     out.push_str("pub const POOLS: &[PoolSpec] = &[\n");
     for p in &layout.pools {
         let _ = writeln!(
@@ -50,11 +56,14 @@ pub fn generate(config: &Config, layout: &Layout, workload_elf: &Path) -> String
             .expect("validated: every slot names a placed pool");
         let _ = writeln!(
             out,
-            "    SlotSpec {{ gpa: {:#x}, size: {:#x}, kind: {}, host_base: {:#x} }},",
+            "    SlotSpec {{ gpa: {:#x}, size: {:#x}, kind: {}, host_base: {:#x}, huge: {} }},",
             s.gpa.0,
             s.size.0,
             kind(pool.kind),
-            pool.base
+            pool.base,
+            config
+                .pool(&s.pool)
+                .is_some_and(|p| p.page_size == PageSize::Size2M)
         );
     }
     out.push_str("];\n");

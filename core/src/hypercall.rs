@@ -4,7 +4,7 @@
 
 use crate::host::Host;
 use crate::memslot::Backing;
-use crate::mmu::PteFormat;
+use crate::mmu::{PteFormat, VendorMmu};
 use crate::stop::Stop;
 use crate::vcpu::Regs;
 use crate::vm::Vm;
@@ -12,8 +12,8 @@ use cloister_abi::hypercall::CONSOLE_WRITE_MAX;
 use cloister_abi::{Call, Error};
 
 /// Run the call in `regs`, writing its result to RAX, or say why the workload stops.
-pub(crate) fn dispatch<F: PteFormat>(
-    vm: &mut Vm<F>,
+pub(crate) fn dispatch<F: PteFormat, V: VendorMmu>(
+    vm: &mut Vm<F, V>,
     regs: &mut Regs,
     host: &mut impl Host,
 ) -> Option<Stop> {
@@ -31,8 +31,8 @@ pub(crate) fn dispatch<F: PteFormat>(
     None
 }
 
-fn console_write<F: PteFormat>(
-    vm: &mut Vm<F>,
+fn console_write<F: PteFormat, V: VendorMmu>(
+    vm: &mut Vm<F, V>,
     gpa: u64,
     len: u64,
     host: &mut impl Host,
@@ -61,7 +61,7 @@ fn console_write<F: PteFormat>(
 }
 
 /// Workload output, each line prefixed with the workload's name.
-fn emit_console<F: PteFormat>(vm: &mut Vm<F>, bytes: &[u8], host: &mut impl Host) {
+fn emit_console<F: PteFormat, V: VendorMmu>(vm: &mut Vm<F, V>, bytes: &[u8], host: &mut impl Host) {
     for line in bytes.split_inclusive(|&b| b == b'\n') {
         if vm.console_at_line_start {
             host.console_write(b"[");

@@ -3,11 +3,12 @@
 //! launch cost does not grow with memory size.
 
 use crate::elf::ElfImage;
+use crate::exit::Access;
 use crate::host::Host;
-use crate::mmu::PteFormat;
+use crate::mmu::{PteFormat, VendorMmu};
 use crate::stop::Stop;
 use crate::vcpu::EntryState;
-use crate::vm::{FaultError, Vm};
+use crate::vm::{FaultError, Pinning, Vm};
 use cloister_abi::boot::{self, BOOT_INFO_MAGIC, BootInfo, MAX_REGIONS, MemoryRegion, NAME_LEN};
 use cloister_abi::{ABI_VERSION, MemoryKind};
 
@@ -16,7 +17,7 @@ const PRESENT: u64 = 1;
 const WRITABLE: u64 = 1 << 1;
 const HUGE: u64 = 1 << 7;
 
-impl<F: PteFormat> Vm<F> {
+impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     /// Load `image` and prepare the boot state; returns where the workload starts.
     pub fn launch(&mut self, image: &[u8], host: &mut impl Host) -> Result<EntryState, Stop> {
         let boot_area = self.slot_containing(0, boot::IMAGE_MIN_GPA);
@@ -32,6 +33,9 @@ impl<F: PteFormat> Vm<F> {
         self.check_image_range(elf.entry, 1)?;
         self.write(boot::BOOT_INFO_GPA, &self.boot_info().to_bytes(), host)?;
         self.write_identity_map(host)?;
+        if self.pinning() == Pinning::Upfront {
+            self.prepare_all(host)?;
+        }
         Ok(EntryState {
             rip: elf.entry,
             rsp: boot::STACK_TOP_GPA,
@@ -86,13 +90,12 @@ impl<F: PteFormat> Vm<F> {
         let mut done = 0;
         while done < data.len() {
             let at = gpa + done as u64;
-            let fresh = self.is_unmapped(at, host);
-            let pa = self.fault_in(at, host).map_err(|e| match e {
+            let populated = self.fault_in(at, host).map_err(|e| match e {
                 FaultError::Outside => Stop::ImageOutsideMemory { gpa: at, size: 1 },
-                FaultError::OutOfMemory => Stop::OutOfMemory { gpa: at },
-                FaultError::Mmu(error) => Stop::Mmu { error, gpa: at },
+                other => other.into_stop(at, Access::Write, 0),
             })?;
-            self.stats.launch_pages += u64::from(fresh);
+            self.stats.launch_prepared += populated.prepared;
+            let pa = populated.pa;
             let offset = (at % PAGE) as usize;
             let n = (data.len() - done).min(PAGE as usize - offset);
             host.with_frame(pa, |frame| {

@@ -14,6 +14,7 @@ extern crate std;
 pub mod cpuid;
 pub mod elf;
 pub mod exit;
+mod frame_ops;
 pub mod host;
 pub mod hypercall;
 pub mod launch;
@@ -28,6 +29,8 @@ mod testing;
 
 pub use exit::{Access, Exit};
 pub use stop::Stop;
-pub use vm::{Stats, Vm};
+pub use vm::{CreateError, Pinning, Stats, Vm, VmSpec};
+#[cfg(test)]
+mod demand_pinning_tests;
 #[cfg(test)]
 mod vm_tests;

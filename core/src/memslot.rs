@@ -1,8 +1,7 @@
 //! Guest-physical memory: which GPA ranges exist and what backs them.
 
-use alloc::boxed::Box;
 use cloister_abi::MemoryKind;
-use cloister_privmem::FramePool;
+use cloister_privmem::PrivateMemory;
 
 /// Most memslots a VM can have (the boot info's region table holds as many).
 pub const MAX_SLOTS: usize = cloister_abi::boot::MAX_REGIONS;
@@ -13,13 +12,15 @@ pub struct SlotSpec {
     pub gpa: u64,
     pub size: u64,
     pub kind: MemoryKind,
-    /// Host-physical base of the pool range backing the slot.
+    /// Host-physical base of the pool backing the slot.
     pub host_base: u64,
+    /// The pool prefers 2 MiB mappings.
+    pub huge: bool,
 }
 
 pub enum Backing {
-    /// Frames allocated from the pool on first touch.
-    Private(Box<FramePool>),
+    /// A private memory object: frames prepared on first touch, state kept by the object.
+    Private(PrivateMemory),
     /// A host range mapped one-to-one; the hypervisor may read it.
     Shared { host_base: u64 },
 }
@@ -27,15 +28,18 @@ pub enum Backing {
 pub struct Memslot {
     pub gpa: u64,
     pub size: u64,
+    pub huge: bool,
     pub backing: Backing,
 }
 
 impl Memslot {
-    pub fn new(spec: &SlotSpec) -> Self {
+    /// The slot for `spec`; a private slot takes `memory` if given (a restarted VM
+    /// instance keeps its objects), else a fresh object over the pool.
+    pub fn new(spec: &SlotSpec, memory: Option<PrivateMemory>) -> Self {
         let backing = match spec.kind {
-            MemoryKind::Private => {
-                Backing::Private(Box::new(FramePool::new(spec.host_base, spec.size)))
-            }
+            MemoryKind::Private => Backing::Private(
+                memory.unwrap_or_else(|| PrivateMemory::new(spec.host_base, spec.size)),
+            ),
             MemoryKind::Shared => Backing::Shared {
                 host_base: spec.host_base,
             },
@@ -43,6 +47,7 @@ impl Memslot {
         Self {
             gpa: spec.gpa,
             size: spec.size,
+            huge: spec.huge,
             backing,
         }
     }

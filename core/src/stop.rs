@@ -3,6 +3,7 @@
 use crate::elf::ElfError;
 use crate::exit::Access;
 use crate::mmu::MmuError;
+use cloister_privmem::PrivMemError;
 use core::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,8 +14,13 @@ pub enum Stop {
     TripleFault { rip: u64 },
     /// The workload touched a GPA that is not in its memory map.
     OutsideMemory { gpa: u64, access: Access, rip: u64 },
-    /// The pool backing `gpa` has no free frame left.
-    OutOfMemory { gpa: u64 },
+    /// The private memory object refused the page: a private access to a page converted
+    /// to shared (nothing is mapped), a poisoned page, or a vendor failure.
+    PrivateMemory {
+        gpa: u64,
+        access: Access,
+        error: PrivMemError,
+    },
     /// HLT with nothing that could wake the workload.
     Halted { rip: u64 },
     /// The CPU refused the workload's state on entry.
@@ -58,7 +64,11 @@ impl fmt::Display for Stop {
                 "stopped: {} access outside its memory at gpa={gpa:#x} (rip={rip:#x})",
                 access.name()
             ),
-            Self::OutOfMemory { gpa } => write!(f, "stopped: out of memory backing gpa={gpa:#x}"),
+            Self::PrivateMemory { gpa, access, error } => write!(
+                f,
+                "stopped: {} access to private memory at gpa={gpa:#x} refused: {error}",
+                access.name()
+            ),
             Self::Halted { rip } => {
                 write!(f, "stopped: halted with interrupts off at rip={rip:#x}")
             }

@@ -2,7 +2,7 @@
 
 use crate::exit::Exit;
 use crate::host::{CpuidResult, Host};
-use crate::mmu::{ENTRIES, PageSize, Perms, PteFormat, TableMemory};
+use crate::mmu::{ENTRIES, PageSize, Perms, PteFormat, TableMemory, VendorError, VendorMmu};
 use crate::vcpu::{Regs, Vcpu};
 use std::boxed::Box;
 use std::collections::{BTreeMap, VecDeque};
@@ -84,6 +84,8 @@ impl Host for FakeHost {
 pub struct TestFormat;
 
 impl PteFormat for TestFormat {
+    const PINNED: u64 = 1 << 62;
+    const FROZEN: u64 = 1 << 61;
     fn table(pa: u64) -> u64 {
         pa | 1
     }
@@ -134,5 +136,30 @@ impl Vcpu for ScriptedVcpu {
     }
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
         self.injected.push((vector, error_code));
+    }
+}
+
+/// A vendor that records every hook call.
+#[derive(Default, Debug)]
+pub struct TestVendor {
+    pub prepared: Vec<(u64, u64)>,
+    pub invalidated: Vec<(u64, u64)>,
+    pub zaps: u64,
+    pub unzaps: u64,
+}
+
+impl VendorMmu for TestVendor {
+    fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), VendorError> {
+        self.prepared.push((pa, frames));
+        Ok(())
+    }
+    fn invalidate(&mut self, pa: u64, frames: u64) {
+        self.invalidated.push((pa, frames));
+    }
+    fn zap(&mut self, _gpa: u64, _size: u64) {
+        self.zaps += 1;
+    }
+    fn unzap(&mut self, _gpa: u64, _size: PageSize) {
+        self.unzaps += 1;
     }
 }

@@ -1,17 +1,30 @@
 //! One workload's VM: its memory, its second-level table, and the exit loop.
 
 use crate::exit::{Access, Exit};
+use crate::frame_ops::{FrameOps, SlotOps};
 use crate::host::Host;
 use crate::memslot::{Backing, MAX_SLOTS, Memslot, SlotSpec};
-use crate::mmu::{MmuError, PageSize, Perms, PteFormat, SecondLevelTable};
+use crate::mmu::{MmuError, PageSize, Perms, PteFormat, Scope, SecondLevelTable, VendorMmu};
 use crate::stop::Stop;
 use crate::vcpu::{Vcpu, vector};
 use crate::{cpuid, hypercall};
+use alloc::vec::Vec;
 use cloister_abi::boot::NAME_LEN;
-use cloister_privmem::PoolError;
+use cloister_privmem::{PrivMemError, PrivateMemory, VmId};
 
 /// Guest-physical address bits the second-level table translates.
 const GPA_BITS: u32 = 48;
+const PAGE: u64 = PageSize::Size4K.bytes();
+const HUGE: u64 = PageSize::Size2M.bytes();
+
+/// When private pages are prepared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pinning {
+    /// At the first touch (the point of Cloister): launch cost independent of size.
+    Demand,
+    /// All at launch: the baseline demand pinning is measured against.
+    Upfront,
+}
 
 /// What the board tells core about the workload's VM.
 pub struct VmSpec<'a> {
@@ -19,69 +32,154 @@ pub struct VmSpec<'a> {
     pub slots: &'a [SlotSpec],
     /// Bit i set: hypercall i is permitted.
     pub allowed_calls: u64,
+    pub pinning: Pinning,
+    /// This VM instance; a restart gets a new one.
+    pub instance: u64,
 }
 
-/// Counters reported in the run summary.
+/// Counters reported in the run summary and the memory line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     pub exits: u64,
     pub npf: u64,
     pub hypercalls: u64,
     pub io: u64,
-    /// Pages populated before the first instruction (image, boot info, page tables).
-    pub launch_pages: u64,
+    /// Private frames prepared before the first instruction (image, boot info, page
+    /// tables; every private frame with upfront pinning).
+    pub launch_prepared: u64,
+    /// Private frames prepared at faults (first touches).
+    pub fault_prepared: u64,
+    /// Faults that mapped an already prepared private frame again (after a zap).
+    pub refaults: u64,
+    /// 2 MiB leaves installed.
+    pub huge_maps: u64,
+    /// Leaves removed by zaps.
+    pub zapped: u64,
 }
 
-pub struct Vm<F: PteFormat> {
+pub struct Vm<F: PteFormat, V: VendorMmu> {
     pub(crate) name: heapless::String<NAME_LEN>,
     pub(crate) slots: heapless::Vec<Memslot, MAX_SLOTS>,
     npt: SecondLevelTable<F>,
+    vendor: V,
+    id: VmId,
+    pinning: Pinning,
     pub(crate) allowed_calls: u64,
     pub(crate) stats: Stats,
     pub(crate) console_at_line_start: bool,
 }
 
+/// A page backed and mapped by [`Vm::fault_in`].
+pub(crate) struct Populated {
+    /// The host frame of the faulting 4 KiB page.
+    pub pa: u64,
+    /// Private frames prepared for this fault (0 if they were prepared before).
+    pub prepared: u64,
+}
+
 /// Why a GPA could not be backed.
+#[derive(Debug)]
 pub(crate) enum FaultError {
     Outside,
-    OutOfMemory,
+    Private(PrivMemError),
     Mmu(MmuError),
 }
 
 impl FaultError {
-    fn into_stop(self, gpa: u64, access: Access, rip: u64) -> Stop {
+    pub(crate) fn into_stop(self, gpa: u64, access: Access, rip: u64) -> Stop {
         match self {
             Self::Outside => Stop::OutsideMemory { gpa, access, rip },
-            Self::OutOfMemory => Stop::OutOfMemory { gpa },
+            Self::Private(error) => Stop::PrivateMemory { gpa, access, error },
             Self::Mmu(error) => Stop::Mmu { error, gpa },
         }
     }
 }
 
-impl<F: PteFormat> Vm<F> {
-    /// A VM with `spec`'s memslots and an empty second-level table. The slots come from a
-    /// validated configuration; more than [`MAX_SLOTS`] are ignored.
-    pub fn new(spec: &VmSpec<'_>, host: &mut impl Host) -> Result<Self, MmuError> {
+/// Why a VM could not be created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateError {
+    Mmu(MmuError),
+    /// A private memory object could not be bound to this instance.
+    Bind(PrivMemError),
+}
+
+impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
+    /// A VM with `spec`'s memslots over fresh private memory objects.
+    pub fn new(spec: &VmSpec<'_>, vendor: V, host: &mut impl Host) -> Result<Self, CreateError> {
+        Self::with_memory(spec, Vec::new(), vendor, host)
+    }
+
+    /// A VM bound to existing private memory objects, one per private slot in slot
+    /// order (what [`Vm::into_memory`] returned): nothing is prepared again.
+    pub fn with_memory(
+        spec: &VmSpec<'_>,
+        memory: Vec<PrivateMemory>,
+        vendor: V,
+        host: &mut impl Host,
+    ) -> Result<Self, CreateError> {
+        let id = VmId(spec.instance);
+        let mut memory = memory.into_iter();
+        let mut slots = heapless::Vec::new();
+        for spec in spec.slots.iter().take(MAX_SLOTS) {
+            let reused = if spec.kind == cloister_abi::MemoryKind::Private {
+                memory.next()
+            } else {
+                None
+            };
+            let mut slot = Memslot::new(spec, reused);
+            if let Backing::Private(object) = &mut slot.backing {
+                object.bind(id).map_err(CreateError::Bind)?;
+            }
+            let _ = slots.push(slot);
+        }
         let mut name = heapless::String::new();
         for c in spec.name.chars() {
             if name.push(c).is_err() {
                 break;
             }
         }
-        let slots = spec
-            .slots
-            .iter()
-            .take(MAX_SLOTS)
-            .map(Memslot::new)
-            .collect();
         Ok(Self {
             name,
             slots,
-            npt: SecondLevelTable::new(host)?,
+            npt: SecondLevelTable::new(host).map_err(CreateError::Mmu)?,
+            vendor,
+            id,
+            pinning: spec.pinning,
             allowed_calls: spec.allowed_calls,
             stats: Stats::default(),
             console_at_line_start: true,
         })
+    }
+
+    /// Tear the instance down, keeping its private memory: every mapping is zapped and
+    /// each object unbound, prepared frames stay prepared for the next instance. The
+    /// nested table's pages are the caller's to reclaim with the table memory.
+    pub fn into_memory(mut self, host: &mut impl Host) -> Vec<PrivateMemory> {
+        let mut objects = Vec::new();
+        let id = self.id;
+        for slot in self.slots.iter_mut() {
+            let gpa = slot.gpa;
+            if let Backing::Private(object) = &mut slot.backing {
+                let mut ops = SlotOps {
+                    frames: FrameOps {
+                        host: &mut *host,
+                        vendor: &mut self.vendor,
+                    },
+                    npt: &mut self.npt,
+                    slot_gpa: gpa,
+                    zapped: &mut self.stats.zapped,
+                };
+                // Bound at creation; only this instance can have unbound it.
+                let _ = object.release(id, &mut ops);
+            }
+        }
+        self.npt.zap(host, 0, u64::MAX, Scope::Both, |_, _, _| {});
+        for slot in self.slots {
+            if let Backing::Private(object) = slot.backing {
+                objects.push(object);
+            }
+        }
+        objects
     }
 
     pub fn name(&self) -> &str {
@@ -95,6 +193,27 @@ impl<F: PteFormat> Vm<F> {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Private frames prepared now, over all private memory objects.
+    pub fn prepared_frames(&self) -> u64 {
+        self.private_objects()
+            .map(PrivateMemory::prepared_frames)
+            .sum()
+    }
+
+    /// Bytes of per-page private memory metadata.
+    pub fn metadata_bytes(&self) -> usize {
+        self.private_objects()
+            .map(PrivateMemory::metadata_bytes)
+            .sum()
+    }
+
+    fn private_objects(&self) -> impl Iterator<Item = &PrivateMemory> {
+        self.slots.iter().filter_map(|s| match &s.backing {
+            Backing::Private(object) => Some(object),
+            Backing::Shared { .. } => None,
+        })
     }
 
     /// Run the workload until it stops.
@@ -125,9 +244,13 @@ impl<F: PteFormat> Vm<F> {
                         rip,
                     });
                 }
-                self.fault_in(gpa, host)
-                    .err()
-                    .map(|e| e.into_stop(gpa, access, rip))
+                match self.fault_in(gpa, host) {
+                    Ok(populated) => {
+                        self.stats.fault_prepared += populated.prepared;
+                        None
+                    }
+                    Err(e) => Some(e.into_stop(gpa, access, rip)),
+                }
             }
             Exit::Hypercall { insn_len } => {
                 self.stats.hypercalls += 1;
@@ -187,56 +310,182 @@ impl<F: PteFormat> Vm<F> {
         }
     }
 
-    /// The host frame backing the 4 KiB page at `gpa`, mapping it on first use: private
-    /// pages get a zeroed frame from the slot's pool; shared memory is mapped with 2 MiB
-    /// leaves where the slot and its host range allow, else 4 KiB.
-    pub(crate) fn fault_in(&mut self, gpa: u64, host: &mut impl Host) -> Result<u64, FaultError> {
+    /// Pre-fault: back and map the 4 KiB page at `gpa` without running the workload
+    /// (the launch path loads and measures the image through this). Returns the frame.
+    pub fn prefault(&mut self, gpa: u64, host: &mut impl Host) -> Result<u64, Stop> {
+        let populated = self
+            .fault_in(gpa, host)
+            .map_err(|e| e.into_stop(gpa, Access::Write, 0))?;
+        self.stats.launch_prepared += populated.prepared;
+        Ok(populated.pa)
+    }
+
+    /// The host frame backing the 4 KiB page at `gpa`, mapping it on first use. Private
+    /// pages come from the slot's private memory object (prepared on first touch,
+    /// the same frame after a zap); shared memory is mapped one-to-one. 2 MiB leaves
+    /// are used where the slot prefers them, the block lies inside the slot and, for
+    /// private memory, the object's block is uniformly free or prepared.
+    pub(crate) fn fault_in(
+        &mut self,
+        gpa: u64,
+        host: &mut impl Host,
+    ) -> Result<Populated, FaultError> {
         // The 4-level table translates 48 bits; a wider GPA would alias a low mapping.
         if gpa >> GPA_BITS != 0 {
             return Err(FaultError::Outside);
         }
-        let page = gpa & !(PageSize::Size4K.bytes() - 1);
+        let page = gpa & !(PAGE - 1);
         if let Some(mapping) = self.npt.lookup(host, page) {
-            return Ok(mapping.pa & !(PageSize::Size4K.bytes() - 1));
+            return Ok(Populated {
+                pa: mapping.pa & !(PAGE - 1),
+                prepared: 0,
+            });
         }
-        let slot = self
-            .slots
-            .iter_mut()
-            .find(|s| s.contains(page, PageSize::Size4K.bytes()));
+        let slot = self.slots.iter_mut().find(|s| s.contains(page, PAGE));
         let slot = slot.ok_or(FaultError::Outside)?;
-        let (map_gpa, pa, size) = match &mut slot.backing {
-            Backing::Private(pool) => {
-                let pa = pool
-                    .alloc(1)
-                    .map_err(|_: PoolError| FaultError::OutOfMemory)?;
-                host.with_frame(pa, |frame| frame.fill(0));
-                (page, pa, PageSize::Size4K)
+        let block = page & !(HUGE - 1);
+        let huge_fits = slot.contains(block, HUGE)
+            && (block - slot.gpa).is_multiple_of(HUGE)
+            && self.npt.is_vacant(host, block, PageSize::Size2M);
+        let (map_gpa, pa, size, pinned, fresh) = match &mut slot.backing {
+            Backing::Private(object) => {
+                let mut ops = FrameOps {
+                    host: &mut *host,
+                    vendor: &mut self.vendor,
+                };
+                let huge = if slot.huge && huge_fits {
+                    object
+                        .get_huge(self.id, block - slot.gpa, &mut ops)
+                        .map_err(FaultError::Private)?
+                } else {
+                    None
+                };
+                match huge {
+                    Some(frame) => (block, frame.pa, PageSize::Size2M, true, frame.fresh),
+                    None => {
+                        let frame = object
+                            .get_pfn(self.id, page - slot.gpa, &mut ops)
+                            .map_err(FaultError::Private)?;
+                        (page, frame.pa, PageSize::Size4K, true, frame.fresh)
+                    }
+                }
             }
             Backing::Shared { host_base } => {
-                let host_base = *host_base;
-                let huge = page & !(PageSize::Size2M.bytes() - 1);
-                let huge_pa = host_base.wrapping_add(huge.wrapping_sub(slot.gpa));
-                if slot.contains(huge, PageSize::Size2M.bytes())
-                    && huge_pa.is_multiple_of(PageSize::Size2M.bytes())
-                {
-                    (huge, huge_pa, PageSize::Size2M)
+                let huge_pa = *host_base + block.wrapping_sub(slot.gpa);
+                if huge_fits && huge_pa.is_multiple_of(HUGE) {
+                    (block, huge_pa, PageSize::Size2M, false, false)
                 } else {
-                    (page, host_base + (page - slot.gpa), PageSize::Size4K)
+                    (
+                        page,
+                        *host_base + (page - slot.gpa),
+                        PageSize::Size4K,
+                        false,
+                        false,
+                    )
                 }
             }
         };
-        if let Err(error) = self.npt.map(host, map_gpa, pa, size, Perms::ALL) {
-            if let Backing::Private(pool) = &mut slot.backing {
-                // The frame was allocated just above from this pool: returning it cannot fail.
-                let _ = pool.free(pa, 1);
-            }
-            return Err(FaultError::Mmu(error));
+        // A failed map leaves a prepared frame prepared: its state lives in the object.
+        self.npt
+            .map(host, map_gpa, pa, size, Perms::ALL, pinned)
+            .map_err(FaultError::Mmu)?;
+        if pinned && !fresh {
+            self.stats.refaults += 1;
+            self.vendor.unzap(map_gpa, size);
         }
-        Ok(pa + (page - map_gpa))
+        if size == PageSize::Size2M {
+            self.stats.huge_maps += 1;
+        }
+        let prepared = if fresh { size.bytes() / PAGE } else { 0 };
+        Ok(Populated {
+            pa: pa + (page - map_gpa),
+            prepared,
+        })
     }
 
-    pub(crate) fn is_unmapped(&self, gpa: u64, host: &mut impl Host) -> bool {
-        self.npt.lookup(host, gpa).is_none()
+    /// Remove the mappings in `scope` that intersect `[gpa, gpa + len)`. The frames stay
+    /// where they are: a private page refaults to the same, already prepared frame.
+    pub fn zap(&mut self, gpa: u64, len: u64, scope: Scope, host: &mut impl Host) -> u64 {
+        let cleared = self.npt.zap(host, gpa, len, scope, |_, _, _| {});
+        if cleared > 0 {
+            self.stats.zapped += cleared;
+            self.vendor.zap(gpa, len);
+        }
+        cleared
+    }
+
+    /// Free the private backing of `[gpa, gpa + len)` (inside one private slot): its
+    /// mappings go first, then its frames return to the pool. Returns frames released.
+    pub fn punch_hole(
+        &mut self,
+        gpa: u64,
+        len: u64,
+        host: &mut impl Host,
+    ) -> Result<u64, PrivMemError> {
+        let index = self.slots.iter().position(|s| s.contains(gpa, len));
+        let Some(slot) = index.map(|i| &mut self.slots[i]) else {
+            return Err(PrivMemError::OutOfRange { offset: gpa });
+        };
+        let slot_gpa = slot.gpa;
+        let Backing::Private(object) = &mut slot.backing else {
+            return Err(PrivMemError::NotPrivate {
+                offset: gpa - slot_gpa,
+            });
+        };
+        let mut ops = SlotOps {
+            frames: FrameOps {
+                host: &mut *host,
+                vendor: &mut self.vendor,
+            },
+            npt: &mut self.npt,
+            slot_gpa,
+            zapped: &mut self.stats.zapped,
+        };
+        object.punch_hole(self.id, gpa - slot_gpa, len, &mut ops)
+    }
+
+    /// Prepare every private page now (upfront pinning), in 2 MiB blocks where the pool
+    /// prefers them.
+    pub(crate) fn prepare_all(&mut self, host: &mut impl Host) -> Result<(), Stop> {
+        let id = self.id;
+        for slot in self.slots.iter_mut() {
+            let Backing::Private(object) = &mut slot.backing else {
+                continue;
+            };
+            let mut ops = FrameOps {
+                host: &mut *host,
+                vendor: &mut self.vendor,
+            };
+            let mut offset = 0;
+            while offset < slot.size {
+                let fresh =
+                    if slot.huge && offset.is_multiple_of(HUGE) && offset + HUGE <= slot.size {
+                        object
+                            .get_huge(id, offset, &mut ops)
+                            .map(|f| f.map(|f| (f.fresh, HUGE / PAGE)))
+                    } else {
+                        Ok(None)
+                    };
+                let stop = |error| Stop::PrivateMemory {
+                    gpa: slot.gpa + offset,
+                    access: Access::Write,
+                    error,
+                };
+                let (fresh, frames) = match fresh.map_err(stop)? {
+                    Some(done) => done,
+                    None => (object.get_pfn(id, offset, &mut ops).map_err(stop)?.fresh, 1),
+                };
+                if fresh {
+                    self.stats.launch_prepared += frames;
+                }
+                offset += frames * PAGE;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn pinning(&self) -> Pinning {
+        self.pinning
     }
 
     /// The slot holding all of `[gpa, gpa + len)`, if one does.

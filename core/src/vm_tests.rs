@@ -2,45 +2,60 @@
 
 use crate::elf::tests::build_elf;
 use crate::exit::{Access, Exit};
-use crate::host::Host;
 use crate::memslot::SlotSpec;
 use crate::stop::Stop;
-use crate::testing::{FakeHost, ScriptedVcpu, TestFormat};
+use crate::testing::{FakeHost, ScriptedVcpu, TestFormat, TestVendor};
 use crate::vcpu::vector;
-use crate::vm::{Vm, VmSpec};
+use crate::vm::{Pinning, Vm, VmSpec};
 use cloister_abi::boot::{self, BOOT_INFO_MAGIC};
 use cloister_abi::{Call, Error, MemoryKind};
 
 const PRIVATE_HOST: u64 = 0x100_0000;
-const SHARED_GPA: u64 = 0x4000_0000;
+pub(crate) const SHARED_GPA: u64 = 0x4000_0000;
 const SHARED_HOST: u64 = 0x800_0000;
 const ALL_CALLS: u64 = !0;
 
-fn slots(private_size: u64) -> [SlotSpec; 2] {
+pub(crate) type TestVm = Vm<TestFormat, TestVendor>;
+
+pub(crate) fn slots(private_size: u64, huge: bool) -> [SlotSpec; 2] {
     [
         SlotSpec {
             gpa: 0,
             size: private_size,
             kind: MemoryKind::Private,
             host_base: PRIVATE_HOST,
+            huge,
         },
         SlotSpec {
             gpa: SHARED_GPA,
             size: 0x20_0000,
             kind: MemoryKind::Shared,
             host_base: SHARED_HOST,
+            huge: false,
         },
     ]
 }
 
-fn vm(host: &mut FakeHost, private_size: u64, allowed_calls: u64) -> Vm<TestFormat> {
-    let slots = slots(private_size);
+pub(crate) fn spec<'a>(
+    slots: &'a [SlotSpec],
+    allowed_calls: u64,
+    pinning: Pinning,
+    instance: u64,
+) -> VmSpec<'a> {
+    VmSpec {
+        name: "t",
+        slots,
+        allowed_calls,
+        pinning,
+        instance,
+    }
+}
+
+fn vm(host: &mut FakeHost, private_size: u64, allowed_calls: u64) -> TestVm {
+    let slots = slots(private_size, false);
     Vm::new(
-        &VmSpec {
-            name: "t",
-            slots: &slots,
-            allowed_calls,
-        },
+        &spec(&slots, allowed_calls, Pinning::Demand, 1),
+        TestVendor::default(),
         host,
     )
     .unwrap()
@@ -59,8 +74,8 @@ fn exit_with(status: u64) -> impl FnMut(&mut crate::vcpu::Regs) -> Exit {
     hypercall(Call::Exit as u64, status, 0)
 }
 
-fn read_u64(vm: &mut Vm<TestFormat>, host: &mut FakeHost, gpa: u64) -> u64 {
-    let pa = vm.fault_in(gpa, host).ok().unwrap();
+fn read_u64(vm: &mut TestVm, host: &mut FakeHost, gpa: u64) -> u64 {
+    let pa = vm.fault_in(gpa, host).ok().unwrap().pa;
     let at = (gpa % 4096) as usize;
     u64::from_le_bytes(host.frame(pa)[at..at + 8].try_into().unwrap())
 }
@@ -99,7 +114,7 @@ fn launch_loads_image_boot_info_and_identity_map() {
         (5 << 30) | 0x83
     );
     // Image page, boot info, PML4, PDPT: the .bss tail was not touched.
-    assert_eq!(vm.stats().launch_pages, 4);
+    assert_eq!(vm.stats().launch_prepared, 4);
 }
 
 #[test]
@@ -109,7 +124,7 @@ fn pin_08_launch_populates_the_same_pages_whatever_the_memory_size() {
         let mut host = FakeHost::new(64);
         let mut vm = vm(&mut host, size, ALL_CALLS);
         vm.launch(&elf, &mut host).unwrap();
-        vm.stats().launch_pages
+        vm.stats().launch_prepared
     };
     assert_eq!(pages(64 << 20), pages(2 << 30));
 }
@@ -149,12 +164,15 @@ fn first_touch_maps_a_zeroed_frame_and_later_touches_reuse_it() {
         })
         .step(exit_with(0));
     assert_eq!(vm.run(&mut vcpu, &mut host), Stop::Exited { status: 0 });
-    let pa = vm.fault_in(0x30_0000, &mut host).ok().unwrap();
+    let pa = vm.fault_in(0x30_0000, &mut host).ok().unwrap().pa;
     assert!(
         host.frame(pa).iter().all(|&b| b == 0),
         "scrubbed before use"
     );
-    assert_eq!(vm.fault_in(0x30_0fff, &mut host).ok(), Some(pa));
+    assert_eq!(
+        vm.fault_in(0x30_0fff, &mut host).ok().map(|p| p.pa),
+        Some(pa)
+    );
     assert_eq!(
         (vm.stats().npf, vm.stats().exits, vm.stats().hypercalls),
         (1, 2, 1)
@@ -213,7 +231,7 @@ fn a_gpa_wider_than_the_table_cannot_alias_a_low_mapping() {
 }
 
 #[test]
-fn running_out_of_page_tables_stops_cleanly_and_keeps_the_frame() {
+fn running_out_of_page_tables_stops_cleanly_and_keeps_the_frame_prepared() {
     // Root only: the first fault needs three more tables.
     let mut host = FakeHost::new(1);
     let mut vm = vm(&mut host, 0x2000, ALL_CALLS);
@@ -224,12 +242,9 @@ fn running_out_of_page_tables_stops_cleanly_and_keeps_the_frame() {
     });
     let stop = vm.run(&mut vcpu, &mut host);
     assert!(matches!(stop, Stop::Mmu { gpa: 0x1000, .. }), "{stop:?}");
-    // The frame allocated for the failed mapping went back to the pool: both frames of
-    // the 2-page slot can still be handed out.
-    let crate::memslot::Backing::Private(pool) = &mut vm.slots[0].backing else {
-        unreachable!()
-    };
-    assert_eq!(pool.free_frames(), 2);
+    // The frame was prepared before the map failed; its state lives in the object, so
+    // it is neither leaked nor prepared twice.
+    assert_eq!(vm.prepared_frames(), 1);
 }
 
 #[test]
@@ -245,7 +260,9 @@ fn shared_memory_is_mapped_with_2m_leaves_when_aligned() {
         .step(exit_with(0));
     vm.run(&mut vcpu, &mut host);
     assert_eq!(
-        vm.fault_in(SHARED_GPA + 0x1f_f000, &mut host).ok(),
+        vm.fault_in(SHARED_GPA + 0x1f_f000, &mut host)
+            .ok()
+            .map(|p| p.pa),
         Some(SHARED_HOST + 0x1f_f000)
     );
     // Root, PDPT, PD: no last-level table was needed for the shared slot.

@@ -20,12 +20,21 @@ pub enum PrivMemError {
 impl fmt::Display for PrivMemError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::OutOfRange { offset } => write!(f, "offset {offset:#x} is outside the private memory object"),
-            Self::BoundElsewhere { vm } => write!(f, "the private memory object is bound to VM instance {vm}"),
-            Self::NotBound => f.write_str("the private memory object is not bound to this VM instance"),
+            Self::OutOfRange { offset } => {
+                write!(f, "offset {offset:#x} is outside the private memory object")
+            }
+            Self::BoundElsewhere { vm } => {
+                write!(f, "the private memory object is bound to VM instance {vm}")
+            }
+            Self::NotBound => {
+                f.write_str("the private memory object is not bound to this VM instance")
+            }
             Self::NotPrivate { offset } => write!(f, "offset {offset:#x} is shared, not private"),
             Self::Poisoned { offset } => write!(f, "offset {offset:#x} is poisoned"),
-            Self::Vendor { code } => write!(f, "the vendor refused to prepare the frame (code {code:#x})"),
+            Self::Vendor { code } => write!(
+                f,
+                "the vendor refused to prepare the frame (code {code:#x})"
+            ),
         }
     }
 }

@@ -37,7 +37,10 @@ pub struct PageStates {
 impl PageStates {
     /// `pages` pages, all [`PageState::Free`]. The only allocation: faults never allocate.
     pub fn new(pages: usize) -> Self {
-        Self { bits: vec![0; pages.div_ceil(PER_BYTE)], pages }
+        Self {
+            bits: vec![0; pages.div_ceil(PER_BYTE)],
+            pages,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -79,8 +82,14 @@ mod tests {
         assert_eq!(
             (0..9).map(|i| states.get(i)).collect::<Vec<_>>(),
             [
-                PageState::Free, PageState::Free, PageState::Free, PageState::Free,
-                PageState::Prepared, PageState::Poisoned, PageState::Shared, PageState::Free,
+                PageState::Free,
+                PageState::Free,
+                PageState::Free,
+                PageState::Free,
+                PageState::Prepared,
+                PageState::Poisoned,
+                PageState::Shared,
+                PageState::Free,
                 PageState::Free
             ]
         );

@@ -34,8 +34,16 @@ pub struct PrivateMemory {
 impl PrivateMemory {
     /// The object for the private pool at `[base, base + size)` (frame aligned).
     pub fn new(base: u64, size: u64) -> Self {
-        assert!(base.is_multiple_of(FRAME_SIZE) && size.is_multiple_of(FRAME_SIZE), "pool not frame aligned");
-        Self { base, states: PageStates::new((size / FRAME_SIZE) as usize), prepared: 0, bound: None }
+        assert!(
+            base.is_multiple_of(FRAME_SIZE) && size.is_multiple_of(FRAME_SIZE),
+            "pool not frame aligned"
+        );
+        Self {
+            base,
+            states: PageStates::new((size / FRAME_SIZE) as usize),
+            prepared: 0,
+            bound: None,
+        }
     }
 
     pub fn base(&self) -> u64 {
@@ -86,15 +94,28 @@ impl PrivateMemory {
     }
 
     fn check_bound(&self, vm: VmId) -> Result<(), PrivMemError> {
-        if self.bound == Some(vm) { Ok(()) } else { Err(PrivMemError::NotBound) }
+        if self.bound == Some(vm) {
+            Ok(())
+        } else {
+            Err(PrivMemError::NotBound)
+        }
     }
 
     /// Pages `[first, first + count)` for a range that must be aligned to `align` pages.
-    fn pages(&self, vm: VmId, offset: u64, len: u64, align: u64) -> Result<(usize, usize), PrivMemError> {
+    fn pages(
+        &self,
+        vm: VmId,
+        offset: u64,
+        len: u64,
+        align: u64,
+    ) -> Result<(usize, usize), PrivMemError> {
         self.check_bound(vm)?;
         let unit = align * FRAME_SIZE;
         let end = offset.checked_add(len);
-        if !offset.is_multiple_of(unit) || !len.is_multiple_of(unit) || end.is_none_or(|e| e > self.size()) {
+        if !offset.is_multiple_of(unit)
+            || !len.is_multiple_of(unit)
+            || end.is_none_or(|e| e > self.size())
+        {
             return Err(PrivMemError::OutOfRange { offset });
         }
         Ok(((offset / FRAME_SIZE) as usize, (len / FRAME_SIZE) as usize))
@@ -106,7 +127,12 @@ impl PrivateMemory {
 
     /// The frame for the page at `offset`, prepared on first use (scrubbed, then the
     /// vendor's prepare hook); the same frame, untouched, on every later call.
-    pub fn get_pfn(&mut self, vm: VmId, offset: u64, hooks: &mut impl FrameHooks) -> Result<Frame, PrivMemError> {
+    pub fn get_pfn(
+        &mut self,
+        vm: VmId,
+        offset: u64,
+        hooks: &mut impl FrameHooks,
+    ) -> Result<Frame, PrivMemError> {
         let (page, _) = self.pages(vm, offset & !(FRAME_SIZE - 1), FRAME_SIZE, 1)?;
         let pa = self.frame_pa(page);
         match self.states.get(page) {
@@ -125,7 +151,12 @@ impl PrivateMemory {
 
     /// The 2 MiB frame block for the 2 MiB-aligned `offset`, if the whole block is
     /// uniformly free or prepared; `None` when its pages differ (map 4 KiB instead).
-    pub fn get_huge(&mut self, vm: VmId, offset: u64, hooks: &mut impl FrameHooks) -> Result<Option<Frame>, PrivMemError> {
+    pub fn get_huge(
+        &mut self,
+        vm: VmId,
+        offset: u64,
+        hooks: &mut impl FrameHooks,
+    ) -> Result<Option<Frame>, PrivMemError> {
         let (first, count) = self.pages(vm, offset, HUGE_FRAMES * FRAME_SIZE, HUGE_FRAMES)?;
         let state = self.states.get(first);
         if (first..first + count).any(|p| self.states.get(p) != state) {
@@ -153,12 +184,11 @@ impl PrivateMemory {
         vm: VmId,
         offset: u64,
         len: u64,
-        unmapper: &mut impl Unmapper,
-        hooks: &mut impl FrameHooks,
+        ops: &mut (impl Unmapper + FrameHooks),
     ) -> Result<u64, PrivMemError> {
         let (first, count) = self.pages(vm, offset, len, 1)?;
-        unmapper.unmap(offset, len);
-        Ok(self.give_back(first, count, PageState::Free, hooks))
+        ops.unmap(offset, len);
+        Ok(self.give_back(first, count, PageState::Free, ops))
     }
 
     /// Convert `[offset, offset + len)` to shared: private mappings go, prepared frames
@@ -168,18 +198,22 @@ impl PrivateMemory {
         vm: VmId,
         offset: u64,
         len: u64,
-        unmapper: &mut impl Unmapper,
-        hooks: &mut impl FrameHooks,
+        ops: &mut (impl Unmapper + FrameHooks),
     ) -> Result<u64, PrivMemError> {
         let (first, count) = self.pages(vm, offset, len, 1)?;
-        unmapper.unmap(offset, len);
-        Ok(self.give_back(first, count, PageState::Shared, hooks))
+        ops.unmap(offset, len);
+        Ok(self.give_back(first, count, PageState::Shared, ops))
     }
 
     /// Convert `[offset, offset + len)` back to private. Its frames were released when it
     /// became shared, so each is scrubbed and prepared again on its next touch. The caller
     /// removes the shared mappings of the range.
-    pub fn convert_to_private(&mut self, vm: VmId, offset: u64, len: u64) -> Result<(), PrivMemError> {
+    pub fn convert_to_private(
+        &mut self,
+        vm: VmId,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), PrivMemError> {
         let (first, count) = self.pages(vm, offset, len, 1)?;
         for page in first..first + count {
             if self.states.get(page) == PageState::Shared {
@@ -190,24 +224,35 @@ impl PrivateMemory {
     }
 
     /// Take the page at `offset` out of service for good (a memory error).
-    pub fn poison(&mut self, vm: VmId, offset: u64, unmapper: &mut impl Unmapper, hooks: &mut impl FrameHooks) -> Result<(), PrivMemError> {
+    pub fn poison(
+        &mut self,
+        vm: VmId,
+        offset: u64,
+        ops: &mut (impl Unmapper + FrameHooks),
+    ) -> Result<(), PrivMemError> {
         let (page, _) = self.pages(vm, offset, FRAME_SIZE, 1)?;
-        unmapper.unmap(offset, FRAME_SIZE);
-        self.give_back(page, 1, PageState::Poisoned, hooks);
+        ops.unmap(offset, FRAME_SIZE);
+        self.give_back(page, 1, PageState::Poisoned, ops);
         Ok(())
     }
 
     /// Tear the object down: every mapping goes, every prepared frame is invalidated and
     /// returned. Returns the number of frames released.
-    pub fn destroy(mut self, unmapper: &mut impl Unmapper, hooks: &mut impl FrameHooks) -> u64 {
-        unmapper.unmap(0, self.size());
+    pub fn destroy(mut self, ops: &mut (impl Unmapper + FrameHooks)) -> u64 {
+        ops.unmap(0, self.size());
         let pages = self.states.len();
-        self.give_back(0, pages, PageState::Free, hooks)
+        self.give_back(0, pages, PageState::Free, ops)
     }
 
     /// Move prepared pages in `[first, first + count)` to `to` after invalidating their
     /// frames (in runs, one hook call per contiguous run).
-    fn give_back(&mut self, first: usize, count: usize, to: PageState, hooks: &mut impl FrameHooks) -> u64 {
+    fn give_back(
+        &mut self,
+        first: usize,
+        count: usize,
+        to: PageState,
+        hooks: &mut impl FrameHooks,
+    ) -> u64 {
         let mut released = 0;
         let mut run: Option<(usize, u64)> = None;
         for page in first..first + count {
@@ -219,7 +264,8 @@ impl PrivateMemory {
                 hooks.invalidate(self.frame_pa(start), n);
             }
             // Poison is forever; punching a hole leaves shared pages shared.
-            let keep = state == PageState::Poisoned || (state == PageState::Shared && to == PageState::Free);
+            let keep = state == PageState::Poisoned
+                || (state == PageState::Shared && to == PageState::Free);
             if !keep {
                 self.states.set(page, to);
             }

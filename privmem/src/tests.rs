@@ -50,25 +50,33 @@ fn object(size: u64) -> PrivateMemory {
     memory
 }
 
-/// Split borrows: the log is both the unmapper and the frame hooks.
-fn punch(memory: &mut PrivateMemory, log: &mut Log, offset: u64, len: u64) -> u64 {
-    let mut unmaps = Log::default();
-    let released = memory.punch_hole(VM, offset, len, &mut unmaps, log).unwrap();
-    let mut events = unmaps.events;
-    events.append(&mut log.events);
-    log.events = events;
-    released
-}
-
 #[test]
 fn pool_06_first_use_scrubs_then_prepares_and_later_uses_touch_nothing() {
     let mut memory = object(0x10_0000);
     let mut log = Log::default();
     let frame = memory.get_pfn(VM, 0x3123, &mut log).unwrap();
-    assert_eq!(frame, Frame { pa: BASE + 0x3000, fresh: true });
-    assert_eq!(log.events, [Event::Scrub(BASE + 0x3000, 1), Event::Prepare(BASE + 0x3000, 1)]);
+    assert_eq!(
+        frame,
+        Frame {
+            pa: BASE + 0x3000,
+            fresh: true
+        }
+    );
+    assert_eq!(
+        log.events,
+        [
+            Event::Scrub(BASE + 0x3000, 1),
+            Event::Prepare(BASE + 0x3000, 1)
+        ]
+    );
     log.events.clear();
-    assert_eq!(memory.get_pfn(VM, 0x3000, &mut log).unwrap(), Frame { pa: BASE + 0x3000, fresh: false });
+    assert_eq!(
+        memory.get_pfn(VM, 0x3000, &mut log).unwrap(),
+        Frame {
+            pa: BASE + 0x3000,
+            fresh: false
+        }
+    );
     assert!(log.events.is_empty(), "no second scrub or prepare");
     assert_eq!(memory.prepared_frames(), 1);
 }
@@ -93,7 +101,7 @@ fn pin_01_pool_04_punch_hole_unmaps_before_releasing_any_frame() {
         memory.get_pfn(VM, offset, &mut log).unwrap();
     }
     log.events.clear();
-    assert_eq!(punch(&mut memory, &mut log, 0x1000, 0x4000), 3);
+    assert_eq!(memory.punch_hole(VM, 0x1000, 0x4000, &mut log).unwrap(), 3);
     assert_eq!(
         log.events,
         [
@@ -113,11 +121,17 @@ fn pin_01_pool_04_punch_hole_unmaps_before_releasing_any_frame() {
 #[test]
 fn pool_01_pool_02_one_binding_at_a_time() {
     let mut memory = object(0x10_0000);
-    assert_eq!(memory.bind(VmId(2)), Err(PrivMemError::BoundElsewhere { vm: 1 }));
+    assert_eq!(
+        memory.bind(VmId(2)),
+        Err(PrivMemError::BoundElsewhere { vm: 1 })
+    );
     // A second memslot of the same VM cannot bind it either.
     assert_eq!(memory.bind(VM), Err(PrivMemError::BoundElsewhere { vm: 1 }));
     let mut log = Log::default();
-    assert_eq!(memory.get_pfn(VmId(2), 0, &mut log), Err(PrivMemError::NotBound));
+    assert_eq!(
+        memory.get_pfn(VmId(2), 0, &mut log),
+        Err(PrivMemError::NotBound)
+    );
 }
 
 #[test]
@@ -128,12 +142,25 @@ fn pool_07_release_unmaps_keeps_frames_and_refuses_use_after_release() {
     let mut unmaps = Log::default();
     memory.release(VM, &mut unmaps).unwrap();
     assert_eq!(unmaps.events, [Event::Unmap(0, 0x10_0000)]);
-    assert_eq!(memory.prepared_frames(), 1, "frames live with the object, not the VM");
-    assert_eq!(memory.get_pfn(VM, 0x7000, &mut log), Err(PrivMemError::NotBound));
+    assert_eq!(
+        memory.prepared_frames(),
+        1,
+        "frames live with the object, not the VM"
+    );
+    assert_eq!(
+        memory.get_pfn(VM, 0x7000, &mut log),
+        Err(PrivMemError::NotBound)
+    );
     // A new VM instance binds the same object: the frame is still prepared.
     memory.bind(VmId(2)).unwrap();
     log.events.clear();
-    assert_eq!(memory.get_pfn(VmId(2), 0x7000, &mut log).unwrap(), Frame { pa: BASE + 0x7000, fresh: false });
+    assert_eq!(
+        memory.get_pfn(VmId(2), 0x7000, &mut log).unwrap(),
+        Frame {
+            pa: BASE + 0x7000,
+            fresh: false
+        }
+    );
     assert!(log.events.is_empty(), "nothing re-prepared after a restart");
 }
 
@@ -144,10 +171,15 @@ fn pin_07_destroy_invalidates_every_prepared_frame_after_unmapping() {
     memory.get_huge(VM, 0x20_0000, &mut log).unwrap().unwrap();
     memory.get_pfn(VM, 0x1000, &mut log).unwrap();
     log.events.clear();
-    let mut unmaps = Log::default();
-    assert_eq!(memory.destroy(&mut unmaps, &mut log), 513);
-    assert_eq!(unmaps.events, [Event::Unmap(0, 0x40_0000)]);
-    assert_eq!(log.events, [Event::Invalidate(BASE + 0x1000, 1), Event::Invalidate(BASE + 0x20_0000, 512)]);
+    assert_eq!(memory.destroy(&mut log), 513);
+    assert_eq!(
+        log.events,
+        [
+            Event::Unmap(0, 0x40_0000),
+            Event::Invalidate(BASE + 0x1000, 1),
+            Event::Invalidate(BASE + 0x20_0000, 512)
+        ]
+    );
 }
 
 #[test]
@@ -155,13 +187,29 @@ fn huge_blocks_are_handed_out_only_when_uniform() {
     let mut memory = object(0x60_0000);
     let mut log = Log::default();
     let block = memory.get_huge(VM, 0x20_0000, &mut log).unwrap().unwrap();
-    assert_eq!(block, Frame { pa: BASE + 0x20_0000, fresh: true });
-    assert_eq!(log.events, [Event::Scrub(BASE + 0x20_0000, 512), Event::Prepare(BASE + 0x20_0000, 512)]);
-    assert_eq!(memory.get_huge(VM, 0x20_0000, &mut log).unwrap().unwrap().fresh, false);
+    assert_eq!(
+        block,
+        Frame {
+            pa: BASE + 0x20_0000,
+            fresh: true
+        }
+    );
+    assert_eq!(
+        log.events,
+        [
+            Event::Scrub(BASE + 0x20_0000, 512),
+            Event::Prepare(BASE + 0x20_0000, 512)
+        ]
+    );
+    let again = memory.get_huge(VM, 0x20_0000, &mut log).unwrap().unwrap();
+    assert!(!again.fresh, "found prepared, not prepared again");
     // A block with one prepared page is mixed: map it 4 KiB at a time.
     memory.get_pfn(VM, 0x40_1000, &mut log).unwrap();
     assert_eq!(memory.get_huge(VM, 0x40_0000, &mut log).unwrap(), None);
-    assert_eq!(memory.get_huge(VM, 0x1000, &mut log), Err(PrivMemError::OutOfRange { offset: 0x1000 }));
+    assert_eq!(
+        memory.get_huge(VM, 0x1000, &mut log),
+        Err(PrivMemError::OutOfRange { offset: 0x1000 })
+    );
 }
 
 #[test]
@@ -169,11 +217,18 @@ fn converted_pages_refuse_private_access_and_come_back_scrubbed() {
     let mut memory = object(0x10_0000);
     let mut log = Log::default();
     memory.get_pfn(VM, 0x3000, &mut log).unwrap();
-    let mut unmaps = Log::default();
-    assert_eq!(memory.convert_to_shared(VM, 0x2000, 0x2000, &mut unmaps, &mut log).unwrap(), 1);
-    assert_eq!(memory.get_pfn(VM, 0x3000, &mut log), Err(PrivMemError::NotPrivate { offset: 0x3000 }));
+    assert_eq!(
+        memory
+            .convert_to_shared(VM, 0x2000, 0x2000, &mut log)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        memory.get_pfn(VM, 0x3000, &mut log),
+        Err(PrivMemError::NotPrivate { offset: 0x3000 })
+    );
     // Punching a hole in shared pages does not make them private.
-    memory.punch_hole(VM, 0x2000, 0x1000, &mut unmaps, &mut log).unwrap();
+    memory.punch_hole(VM, 0x2000, 0x1000, &mut log).unwrap();
     assert_eq!(memory.state(0x2000), PageState::Shared);
     memory.convert_to_private(VM, 0x2000, 0x2000).unwrap();
     log.events.clear();
@@ -186,10 +241,12 @@ fn poisoned_pages_are_never_handed_out_again() {
     let mut memory = object(0x10_0000);
     let mut log = Log::default();
     memory.get_pfn(VM, 0x1000, &mut log).unwrap();
-    let mut unmaps = Log::default();
-    memory.poison(VM, 0x1000, &mut unmaps, &mut log).unwrap();
-    assert_eq!(memory.get_pfn(VM, 0x1000, &mut log), Err(PrivMemError::Poisoned { offset: 0x1000 }));
-    memory.punch_hole(VM, 0, 0x10_0000, &mut unmaps, &mut log).unwrap();
+    memory.poison(VM, 0x1000, &mut log).unwrap();
+    assert_eq!(
+        memory.get_pfn(VM, 0x1000, &mut log),
+        Err(PrivMemError::Poisoned { offset: 0x1000 })
+    );
+    memory.punch_hole(VM, 0, 0x10_0000, &mut log).unwrap();
     memory.convert_to_private(VM, 0, 0x10_0000).unwrap();
     assert_eq!(memory.state(0x1000), PageState::Poisoned);
 }
@@ -197,8 +254,14 @@ fn poisoned_pages_are_never_handed_out_again() {
 #[test]
 fn a_refused_prepare_leaves_the_page_free() {
     let mut memory = object(0x10_0000);
-    let mut log = Log { refuse_prepare: true, ..Log::default() };
-    assert_eq!(memory.get_pfn(VM, 0, &mut log), Err(PrivMemError::Vendor { code: 7 }));
+    let mut log = Log {
+        refuse_prepare: true,
+        ..Log::default()
+    };
+    assert_eq!(
+        memory.get_pfn(VM, 0, &mut log),
+        Err(PrivMemError::Vendor { code: 7 })
+    );
     assert_eq!(memory.state(0), PageState::Free);
     assert_eq!(memory.prepared_frames(), 0);
 }
@@ -207,11 +270,13 @@ fn a_refused_prepare_leaves_the_page_free() {
 fn ranges_are_checked() {
     let mut memory = object(0x10_0000);
     let mut log = Log::default();
-    let mut unmaps = Log::default();
-    assert_eq!(memory.get_pfn(VM, 0x10_0000, &mut log), Err(PrivMemError::OutOfRange { offset: 0x10_0000 }));
-    assert!(memory.punch_hole(VM, 0x800, 0x1000, &mut unmaps, &mut log).is_err());
-    assert!(memory.punch_hole(VM, 0x1000, u64::MAX, &mut unmaps, &mut log).is_err());
-    assert!(unmaps.events.is_empty(), "a refused range unmaps nothing");
+    assert_eq!(
+        memory.get_pfn(VM, 0x10_0000, &mut log),
+        Err(PrivMemError::OutOfRange { offset: 0x10_0000 })
+    );
+    assert!(memory.punch_hole(VM, 0x800, 0x1000, &mut log).is_err());
+    assert!(memory.punch_hole(VM, 0x1000, u64::MAX, &mut log).is_err());
+    assert!(log.events.is_empty(), "a refused range unmaps nothing");
 }
 
 #[test]

@@ -11,6 +11,7 @@ extern crate alloc;
 
 mod cpu;
 mod exit;
+mod mmu;
 mod npt;
 mod trampoline;
 mod vcpu;
@@ -18,6 +19,7 @@ mod vmcb;
 
 pub use cpu::{Svm, SvmError};
 pub use exit::decode as decode_exit;
+pub use mmu::SvmMmu;
 pub use npt::NptFormat;
 pub use vcpu::SvmVcpu;
 pub use vmcb::Vmcb;

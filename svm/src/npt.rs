@@ -14,6 +14,10 @@ const ADDRESS: u64 = 0x000f_ffff_ffff_f000;
 pub struct NptFormat;
 
 impl PteFormat for NptFormat {
+    /// Bits 52-62 are available to software in NPT entries.
+    const PINNED: u64 = 1 << 52;
+    /// Not present (P clear), and no entry Cloister writes has bit 53 set.
+    const FROZEN: u64 = 1 << 53;
     fn table(pa: u64) -> u64 {
         (pa & ADDRESS) | PRESENT | WRITABLE | USER
     }

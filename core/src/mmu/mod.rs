@@ -3,5 +3,8 @@
 mod format;
 mod table;
 
-pub use format::{PageSize, Perms, PteFormat};
+mod vendor;
+
+pub use format::{PageSize, Perms, PteFormat, Scope};
 pub use table::{ENTRIES, Mapping, MmuError, SecondLevelTable, TableMemory};
+pub use vendor::{VendorError, VendorMmu};

@@ -22,6 +22,10 @@ pub enum MmuError {
     AlreadyMapped { pte: u64 },
     /// The address or frame is not aligned to the page size.
     Misaligned,
+    /// The entry is locked ([`PteFormat::FROZEN`]) while its external copy changes.
+    Frozen,
+    /// An unfreeze found an entry that was not frozen.
+    NotFrozen { pte: u64 },
 }
 
 /// A present leaf found by [`SecondLevelTable::lookup`].
@@ -56,7 +60,8 @@ impl<F: PteFormat> SecondLevelTable<F> {
         self.root
     }
 
-    /// Map `gpa` to `pa` with a leaf of `size`, creating intermediate tables.
+    /// Map `gpa` to `pa` with a leaf of `size`, creating intermediate tables. `pinned`
+    /// marks the leaf as mapping a prepared private frame.
     pub fn map(
         &mut self,
         mem: &mut impl TableMemory,
@@ -64,16 +69,76 @@ impl<F: PteFormat> SecondLevelTable<F> {
         pa: u64,
         size: PageSize,
         perms: Perms,
+        pinned: bool,
     ) -> Result<(), MmuError> {
-        let align = size.bytes() - 1;
-        if gpa & align != 0 || pa & align != 0 {
+        if pa & (size.bytes() - 1) != 0 {
+            return Err(MmuError::Misaligned);
+        }
+        let (table, slot) = self.entry_slot(mem, gpa, size)?;
+        let entry = &mut mem.table(table)[slot];
+        if *entry == F::FROZEN {
+            return Err(MmuError::Frozen);
+        }
+        if F::is_present(*entry) {
+            return Err(MmuError::AlreadyMapped { pte: *entry });
+        }
+        *entry = F::leaf(pa, size, perms) | if pinned { F::PINNED } else { 0 };
+        Ok(())
+    }
+
+    /// Lock the entry for a `size` leaf at `gpa` by writing [`PteFormat::FROZEN`] into
+    /// it; returns the value it held. A frozen entry is refused with
+    /// [`MmuError::Frozen`]: the caller retries.
+    pub fn freeze(
+        &mut self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        size: PageSize,
+    ) -> Result<u64, MmuError> {
+        let (table, slot) = self.entry_slot(mem, gpa, size)?;
+        let entry = &mut mem.table(table)[slot];
+        if *entry == F::FROZEN {
+            return Err(MmuError::Frozen);
+        }
+        Ok(core::mem::replace(entry, F::FROZEN))
+    }
+
+    /// Unlock an entry frozen by [`SecondLevelTable::freeze`], storing `value` (the new
+    /// entry, or the old one when the change failed).
+    pub fn unfreeze(
+        &mut self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        size: PageSize,
+        value: u64,
+    ) -> Result<(), MmuError> {
+        let (table, slot) = self.entry_slot(mem, gpa, size)?;
+        let entry = &mut mem.table(table)[slot];
+        if *entry != F::FROZEN {
+            return Err(MmuError::NotFrozen { pte: *entry });
+        }
+        *entry = value;
+        Ok(())
+    }
+
+    /// The table and index of the entry for a `size` leaf at `gpa`, creating the tables
+    /// above it.
+    fn entry_slot(
+        &mut self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        size: PageSize,
+    ) -> Result<(u64, usize), MmuError> {
+        if gpa & (size.bytes() - 1) != 0 {
             return Err(MmuError::Misaligned);
         }
         let mut table = self.root;
         for level in (size.level() + 1..=LEVELS).rev() {
             let slot = index(gpa, level);
             let pte = mem.table(table)[slot];
-            table = if !F::is_present(pte) {
+            table = if pte == F::FROZEN {
+                return Err(MmuError::Frozen);
+            } else if !F::is_present(pte) {
                 let next = mem.alloc_table().ok_or(MmuError::OutOfTables)?;
                 mem.table(table)[slot] = F::table(next);
                 next
@@ -83,12 +148,91 @@ impl<F: PteFormat> SecondLevelTable<F> {
                 F::address(pte)
             };
         }
-        let entry = &mut mem.table(table)[index(gpa, size.level())];
-        if F::is_present(*entry) {
-            return Err(MmuError::AlreadyMapped { pte: *entry });
+        Ok((table, index(gpa, size.level())))
+    }
+
+    /// Clear every leaf in `scope` that intersects `[gpa, gpa + len)`, calling
+    /// `cleared(leaf_gpa, size, old_entry)` for each. A 2 MiB leaf that only partly
+    /// intersects is cleared whole: entries are caches, and a refault rebuilds them.
+    /// Tables stay: they are freed only at teardown. Returns the number cleared.
+    pub fn zap(
+        &mut self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        len: u64,
+        scope: super::Scope,
+        mut cleared: impl FnMut(u64, PageSize, u64),
+    ) -> u64 {
+        let end = gpa.saturating_add(len);
+        self.zap_table(mem, self.root, LEVELS, 0, gpa..end, scope, &mut cleared)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn zap_table(
+        &mut self,
+        mem: &mut impl TableMemory,
+        table: u64,
+        level: usize,
+        table_base: u64,
+        range: core::ops::Range<u64>,
+        scope: super::Scope,
+        cleared: &mut impl FnMut(u64, PageSize, u64),
+    ) -> u64 {
+        let span = 1u64 << (12 + 9 * (level - 1));
+        let mut count = 0;
+        for slot in 0..ENTRIES {
+            let base = table_base + slot as u64 * span;
+            if base >= range.end || base + span <= range.start {
+                continue;
+            }
+            let pte = mem.table(table)[slot];
+            if !F::is_present(pte) {
+                continue;
+            }
+            let leaf = level == 1 || F::is_huge(pte);
+            if !leaf {
+                count += self.zap_table(
+                    mem,
+                    F::address(pte),
+                    level - 1,
+                    base,
+                    range.clone(),
+                    scope,
+                    cleared,
+                );
+            } else if scope.covers::<F>(pte) {
+                mem.table(table)[slot] = 0;
+                let size = if level == 1 {
+                    PageSize::Size4K
+                } else {
+                    PageSize::Size2M
+                };
+                cleared(base, size, pte);
+                count += 1;
+            }
         }
-        *entry = F::leaf(pa, size, perms);
-        Ok(())
+        count
+    }
+
+    /// Whether a `size` leaf at `gpa` could be installed: nothing maps any part of it and
+    /// no table hangs where it would go (tables stay until teardown, so a 2 MiB range
+    /// once mapped 4 KiB at a time stays that way).
+    pub fn is_vacant(&self, mem: &mut impl TableMemory, gpa: u64, size: PageSize) -> bool {
+        let mut table = self.root;
+        for level in (size.level()..=LEVELS).rev() {
+            let pte = mem.table(table)[index(gpa, level)];
+            if level == size.level() {
+                return pte == 0;
+            }
+            if !F::is_present(pte) {
+                return pte == 0;
+            }
+            if F::is_huge(pte) {
+                return false;
+            }
+            table = F::address(pte);
+        }
+        false
     }
 
     /// The leaf translating `gpa`, if any.
@@ -139,6 +283,7 @@ impl<F: PteFormat> SecondLevelTable<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mmu::Scope;
     use crate::testing::{FakeHost, TestFormat};
 
     fn table(host: &mut FakeHost) -> SecondLevelTable<TestFormat> {
@@ -155,6 +300,7 @@ mod tests {
             0x10_5000,
             PageSize::Size4K,
             Perms::ALL,
+            false,
         )
         .unwrap();
         let m = t.lookup(&mut host, 0x4000_3abc).unwrap();
@@ -174,7 +320,8 @@ mod tests {
                 0x20_1000,
                 0x40_0000,
                 PageSize::Size2M,
-                Perms::ALL
+                Perms::ALL,
+                false
             ),
             Err(MmuError::Misaligned)
         );
@@ -184,13 +331,21 @@ mod tests {
             0x40_0000,
             PageSize::Size2M,
             Perms::ALL,
+            false,
         )
         .unwrap();
         let m = t.lookup(&mut host, 0x3f_ffff).unwrap();
         assert_eq!((m.pa, m.size), (0x5f_ffff, PageSize::Size2M));
         // A 4 KiB map inside the huge page must not silently split it.
         assert!(matches!(
-            t.map(&mut host, 0x20_1000, 0x1000, PageSize::Size4K, Perms::ALL),
+            t.map(
+                &mut host,
+                0x20_1000,
+                0x1000,
+                PageSize::Size4K,
+                Perms::ALL,
+                false
+            ),
             Err(MmuError::AlreadyMapped { .. })
         ));
     }
@@ -199,24 +354,52 @@ mod tests {
     fn clear_returns_the_old_entry_and_unmaps() {
         let mut host = FakeHost::new(64);
         let mut t = table(&mut host);
-        t.map(&mut host, 0x7000, 0x9000, PageSize::Size4K, Perms::ALL)
-            .unwrap();
+        t.map(
+            &mut host,
+            0x7000,
+            0x9000,
+            PageSize::Size4K,
+            Perms::ALL,
+            false,
+        )
+        .unwrap();
         let old = t.clear(&mut host, 0x7000).unwrap();
         assert_eq!(TestFormat::address(old), 0x9000);
         assert!(t.lookup(&mut host, 0x7000).is_none());
         assert_eq!(t.clear(&mut host, 0x7000), None, "already clear");
         // The slot can be reused.
-        t.map(&mut host, 0x7000, 0xa000, PageSize::Size4K, Perms::ALL)
-            .unwrap();
+        t.map(
+            &mut host,
+            0x7000,
+            0xa000,
+            PageSize::Size4K,
+            Perms::ALL,
+            false,
+        )
+        .unwrap();
     }
 
     #[test]
     fn double_map_is_refused_with_the_existing_entry() {
         let mut host = FakeHost::new(64);
         let mut t = table(&mut host);
-        t.map(&mut host, 0x7000, 0x9000, PageSize::Size4K, Perms::ALL)
-            .unwrap();
-        let err = t.map(&mut host, 0x7000, 0xa000, PageSize::Size4K, Perms::ALL);
+        t.map(
+            &mut host,
+            0x7000,
+            0x9000,
+            PageSize::Size4K,
+            Perms::ALL,
+            false,
+        )
+        .unwrap();
+        let err = t.map(
+            &mut host,
+            0x7000,
+            0xa000,
+            PageSize::Size4K,
+            Perms::ALL,
+            false,
+        );
         assert!(
             matches!(err, Err(MmuError::AlreadyMapped { pte }) if TestFormat::address(pte) == 0x9000)
         );
@@ -227,8 +410,105 @@ mod tests {
         let mut host = FakeHost::new(2);
         let mut t = table(&mut host);
         assert_eq!(
-            t.map(&mut host, 0, 0x1000, PageSize::Size4K, Perms::ALL),
+            t.map(&mut host, 0, 0x1000, PageSize::Size4K, Perms::ALL, false),
             Err(MmuError::OutOfTables)
+        );
+    }
+
+    #[test]
+    fn zap_clears_only_its_scope_and_reports_each_leaf() {
+        let mut host = FakeHost::new(64);
+        let mut t = table(&mut host);
+        t.map(
+            &mut host,
+            0x1000,
+            0x9000,
+            PageSize::Size4K,
+            Perms::ALL,
+            true,
+        )
+        .unwrap();
+        t.map(
+            &mut host,
+            0x2000,
+            0xa000,
+            PageSize::Size4K,
+            Perms::ALL,
+            false,
+        )
+        .unwrap();
+        t.map(
+            &mut host,
+            0x20_0000,
+            0x40_0000,
+            PageSize::Size2M,
+            Perms::ALL,
+            true,
+        )
+        .unwrap();
+        let mut seen = std::vec::Vec::new();
+        let n = t.zap(&mut host, 0, 0x20_1000, Scope::Private, |gpa, size, pte| {
+            seen.push((gpa, size, TestFormat::address(pte)))
+        });
+        assert_eq!(n, 2);
+        assert_eq!(
+            seen,
+            [
+                (0x1000, PageSize::Size4K, 0x9000),
+                (0x20_0000, PageSize::Size2M, 0x40_0000)
+            ]
+        );
+        assert!(t.lookup(&mut host, 0x2000).is_some(), "shared leaf kept");
+        assert_eq!(
+            t.zap(&mut host, 0, u64::MAX, Scope::Shared, |_, _, _| {}),
+            1
+        );
+        assert!(t.lookup(&mut host, 0x2000).is_none());
+        assert_eq!(t.zap(&mut host, 0, u64::MAX, Scope::Both, |_, _, _| {}), 0);
+    }
+
+    #[test]
+    fn a_frozen_entry_locks_out_maps_and_freezes_until_unfrozen() {
+        let mut host = FakeHost::new(64);
+        let mut t = table(&mut host);
+        t.map(
+            &mut host,
+            0x5000,
+            0x9000,
+            PageSize::Size4K,
+            Perms::ALL,
+            true,
+        )
+        .unwrap();
+        let old = t.freeze(&mut host, 0x5000, PageSize::Size4K).unwrap();
+        assert!(TestFormat::is_pinned(old) && TestFormat::address(old) == 0x9000);
+        assert!(
+            !TestFormat::is_present(TestFormat::FROZEN),
+            "frozen is not a mapping"
+        );
+        assert!(t.lookup(&mut host, 0x5000).is_none());
+        assert_eq!(
+            t.freeze(&mut host, 0x5000, PageSize::Size4K),
+            Err(MmuError::Frozen)
+        );
+        assert_eq!(
+            t.map(
+                &mut host,
+                0x5000,
+                0xa000,
+                PageSize::Size4K,
+                Perms::ALL,
+                false
+            ),
+            Err(MmuError::Frozen)
+        );
+        // The change failed: restore the old value.
+        t.unfreeze(&mut host, 0x5000, PageSize::Size4K, old)
+            .unwrap();
+        assert_eq!(t.lookup(&mut host, 0x5000).unwrap().pa, 0x9000);
+        assert_eq!(
+            t.unfreeze(&mut host, 0x5000, PageSize::Size4K, 0),
+            Err(MmuError::NotFrozen { pte: old })
         );
     }
 }

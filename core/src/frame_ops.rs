@@ -1,0 +1,66 @@
+//! The callbacks private memory objects need, built from the board and the vendor.
+
+use crate::host::Host;
+use crate::mmu::{PteFormat, Scope, SecondLevelTable, VendorMmu};
+use cloister_privmem::{FRAME_SIZE, FrameHooks, PrivMemError, Unmapper};
+
+/// Scrubbing through the board, preparing and invalidating through the vendor.
+pub(crate) struct FrameOps<'a, H: Host, V: VendorMmu> {
+    pub host: &'a mut H,
+    pub vendor: &'a mut V,
+}
+
+impl<H: Host, V: VendorMmu> FrameHooks for FrameOps<'_, H, V> {
+    fn scrub(&mut self, pa: u64, frames: u64) {
+        for i in 0..frames {
+            self.host
+                .with_frame(pa + i * FRAME_SIZE, |frame| frame.fill(0));
+        }
+    }
+
+    fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), PrivMemError> {
+        self.vendor
+            .prepare(pa, frames)
+            .map_err(|e| PrivMemError::Vendor { code: e.code })
+    }
+
+    fn invalidate(&mut self, pa: u64, frames: u64) {
+        self.vendor.invalidate(pa, frames);
+    }
+}
+
+/// [`FrameOps`] plus unmapping for one private slot: zaps the slot's private leaves in
+/// the nested table, then tells the vendor to forget them.
+pub(crate) struct SlotOps<'a, F: PteFormat, H: Host, V: VendorMmu> {
+    pub frames: FrameOps<'a, H, V>,
+    pub npt: &'a mut SecondLevelTable<F>,
+    pub slot_gpa: u64,
+    pub zapped: &'a mut u64,
+}
+
+impl<F: PteFormat, H: Host, V: VendorMmu> Unmapper for SlotOps<'_, F, H, V> {
+    fn unmap(&mut self, offset: u64, len: u64) {
+        let gpa = self.slot_gpa + offset;
+        let cleared = self
+            .npt
+            .zap(self.frames.host, gpa, len, Scope::Private, |_, _, _| {});
+        if cleared > 0 {
+            *self.zapped += cleared;
+            self.frames.vendor.zap(gpa, len);
+        }
+    }
+}
+
+impl<F: PteFormat, H: Host, V: VendorMmu> FrameHooks for SlotOps<'_, F, H, V> {
+    fn scrub(&mut self, pa: u64, frames: u64) {
+        self.frames.scrub(pa, frames);
+    }
+
+    fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), PrivMemError> {
+        self.frames.prepare(pa, frames)
+    }
+
+    fn invalidate(&mut self, pa: u64, frames: u64) {
+        self.frames.invalidate(pa, frames);
+    }
+}
