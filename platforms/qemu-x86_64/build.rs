@@ -3,10 +3,17 @@
 //! Inputs (set by `cargo xtask`): CLOISTER_CONFIG, the TOML file (default:
 //! config/default.toml); CLOISTER_WORKLOAD_ELF, the workload image to embed (when unset,
 //! as under `cargo clippy`, an empty image is embedded and launch reports it);
-//! CLOISTER_SELFTEST, test-only: "page-fault" or "panic" makes the hypervisor fail on
-//! purpose right after boot, so tests can check the crash report and the panic path.
+//! CLOISTER_SELFTEST, test-only: one of SELFTESTS makes the hypervisor fail on purpose
+//! right after boot, so tests can check the crash report, the panic path and that a
+//! private frame is not in the hypervisor's page tables. The runner's `Selftest` enum
+//! (tools/runner/src/build_options.rs) lists the same names.
 
 use std::path::PathBuf;
+
+/// "page-fault": read an unmapped address; "panic": panic; "read-private": read the
+/// first private pool through its physical address once the hypervisor's own tables
+/// are in place.
+const SELFTESTS: [&str; 3] = ["page-fault", "panic", "read-private"];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -15,9 +22,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CLOISTER_WORKLOAD_ELF");
     println!("cargo:rerun-if-env-changed=CLOISTER_SELFTEST");
     let selftest = std::env::var("CLOISTER_SELFTEST").unwrap_or_default();
-    if !["", "page-fault", "panic"].contains(&selftest.as_str()) {
+    if !selftest.is_empty() && !SELFTESTS.contains(&selftest.as_str()) {
         fail(&format!(
-            "CLOISTER_SELFTEST={selftest:?}: expected \"page-fault\" or \"panic\""
+            "CLOISTER_SELFTEST={selftest:?}: expected empty or one of {SELFTESTS:?}"
         ));
     }
     let config_path = std::env::var_os("CLOISTER_CONFIG")

@@ -1,6 +1,7 @@
 //! Selftest images fail on purpose right after boot: the hypervisor's own failures end
 //! the run as hypervisor failures (debug-exit 3, QEMU status 7) with a report on the
-//! console that says what happened.
+//! console that says what happened. One of them proves that private memory is not in
+//! the hypervisor's own page tables: reading it faults instead of reading.
 
 use cloister_runner::{BootProtocol, Machine, Outcome, RunResult, Selftest};
 use cloister_tests::harness::{boot, describe, selftest_image};
@@ -58,5 +59,38 @@ fn a_panic_in_the_hypervisor_prints_where_and_why() {
             "cloister: panic at platforms/qemu-x86_64/src/selftest.rs:",
             "selftest panic",
         ],
+    );
+}
+
+#[test]
+fn reading_a_private_frame_in_the_hypervisor_faults_at_its_address() {
+    let result = boot_selftest(Selftest::ReadPrivate);
+    assert_hypervisor_failure(&result);
+    assert_console_has(
+        &result,
+        &[
+            "CPU exception in the hypervisor",
+            "#PF page fault (vector 14)",
+            "while: selftest read-private",
+            // config/default.toml's private pool demo-private is placed at 32 MiB; the
+            // selftest reads its first byte through that physical address.
+            "cr2: 0x0000000002000000",
+        ],
+    );
+    // A supervisor read of a page that is not present: P, W/R and U/S all clear.
+    assert!(
+        result
+            .console
+            .lines()
+            .any(|line| line.trim() == "error code: 0x0"),
+        "the fault should be a read of a not-present page\n{}",
+        describe(&result)
+    );
+    assert!(
+        !result
+            .console
+            .contains("is mapped in the hypervisor's page tables"),
+        "the read must fault, not return\n{}",
+        describe(&result)
     );
 }

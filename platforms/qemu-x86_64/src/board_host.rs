@@ -1,6 +1,7 @@
-//! core's `Host` on this board: tables from the heap, frames through the boot identity
-//! map, console on the UART, CPUID from the CPU.
+//! core's `Host` on this board: tables from the heap, shared frames through the identity
+//! map, private frames through the window, console on the UART, CPUID from the CPU.
 
+use crate::host_tables;
 use alloc::alloc::{Layout, alloc_zeroed};
 use cloister_core::host::{CpuidResult, Host};
 use cloister_core::mmu::{ENTRIES, TableMemory};
@@ -11,8 +12,8 @@ const PAGE: Layout = match Layout::from_size_align(4096, 4096) {
     Err(_) => panic!("page layout"),
 };
 
-/// Physical memory below 4 GiB is identity mapped (platforms/x86 boot), so a physical
-/// address is also a pointer.
+/// Physical memory below 4 GiB, private pools excepted, is identity mapped (see
+/// `host_tables`), so a physical address outside those pools is also a pointer.
 pub struct BoardHost;
 
 impl TableMemory for BoardHost {
@@ -32,12 +33,17 @@ impl TableMemory for BoardHost {
 impl Host for BoardHost {
     fn with_frame<R>(&mut self, pa: u64, f: impl FnOnce(&mut [u8; 4096]) -> R) -> R {
         assert!(
-            pa.is_multiple_of(4096) && pa < 1 << 32,
-            "frame {pa:#x} outside the identity map"
+            pa.is_multiple_of(4096),
+            "frame {pa:#x} is not 4 KiB aligned"
         );
-        // SAFETY: core only asks for frames of the workload's pools, which the boot check
-        // proved are RAM below 4 GiB and which nothing else in the hypervisor references;
-        // the reference does not outlive the call.
+        if host_tables::is_private(pa) {
+            // SAFETY: core only asks for frames of the workload's pools, which the boot
+            // check proved are RAM and which nothing else in the hypervisor references.
+            return unsafe { cloister_x86::paging::with_window(pa, f) };
+        }
+        assert!(pa < 1 << 32, "frame {pa:#x} outside the identity map");
+        // SAFETY: as above, and a frame outside the private pools is identity mapped; the
+        // reference does not outlive the call.
         f(unsafe { &mut *(pa as *mut [u8; 4096]) })
     }
 

@@ -1,5 +1,6 @@
 //! Cloister on QEMU x86-64: boot, check the firmware's RAM against the build-time pool
-//! placement, turn SVM on, launch the configured workload and run it to its end.
+//! placement, switch to page tables that leave the private pools out, turn SVM on,
+//! launch the configured workload and run it to its end.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -9,12 +10,13 @@ extern crate alloc;
 mod board_host;
 mod debug_exit;
 mod heap;
+mod host_tables;
 mod memory_check;
 mod selftest;
 
+use cloister_core::Stop;
 use cloister_core::vm::{Vm, VmSpec};
-use cloister_core::{Stats, Stop};
-use cloister_svm::{NptFormat, Svm, SvmVcpu};
+use cloister_svm::{NptFormat, Svm, SvmMmu, SvmVcpu};
 use cloister_x86::{boot, console, cpu, logger, println, set_phase};
 use debug_exit::Outcome;
 use generated::*;
@@ -35,11 +37,14 @@ mod generated {
     use super::PoolSpec;
     use cloister_abi::MemoryKind;
     use cloister_core::memslot::SlotSpec;
+    use cloister_core::vm::Pinning;
     include!(concat!(env!("OUT_DIR"), "/config.rs"));
 }
 
 /// The workload's address-space identifier; 0 belongs to the host.
 const WORKLOAD_ASID: u32 = 1;
+
+type WorkloadVm = Vm<NptFormat, SvmMmu>;
 
 #[unsafe(no_mangle)]
 extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
@@ -62,11 +67,15 @@ extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
         env!("CARGO_PKG_VERSION"),
         via
     );
-    selftest::run(SELFTEST);
+    selftest::at_boot(SELFTEST);
 
     // SAFETY: `protocol` and `info` are what the entry code received; nothing has been
     // allocated yet, so the firmware's structures are intact.
     memory_check::check_pools(unsafe { cloister_x86::boot_info::ram_map(protocol, info) });
+    // From here on the private pools are out of the hypervisor's address space: before
+    // the heap exists and long before launch, the first thing to touch private memory.
+    host_tables::switch();
+    selftest::after_host_tables(SELFTEST);
     heap::init();
 
     let svm = Svm::enable().unwrap_or_else(|e| {
@@ -80,31 +89,44 @@ extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
         name: WORKLOAD_NAME,
         slots: SLOTS,
         allowed_calls: ALLOWED_CALLS,
+        pinning: PINNING,
+        instance: 1,
     };
-    let mut vm = Vm::<NptFormat>::new(&spec, &mut host)
+    let mut vm = WorkloadVm::new(&spec, SvmMmu::default(), &mut host)
         .unwrap_or_else(|e| panic!("cannot create the VM: {e:?}"));
 
     set_phase("launch");
     let entry = match vm.launch(WORKLOAD_IMAGE, &mut host) {
         Ok(entry) => entry,
-        Err(stop) => finish(WORKLOAD_NAME, vm.stats(), stop),
+        Err(stop) => finish(&vm, stop),
     };
     defmt::info!(
-        "launched '{=str}': entry={=u64:#x}, {=u64} pages populated",
+        "launched '{=str}': entry={=u64:#x}, {=u64} private frames prepared",
         WORKLOAD_NAME,
         entry.rip,
-        vm.stats().launch_pages
+        vm.stats().launch_prepared
     );
 
     let mut vcpu = SvmVcpu::new(&svm, &entry, vm.npt_root(), WORKLOAD_ASID);
     set_phase("run loop");
     let stop = vm.run(&mut vcpu, &mut host);
-    finish(WORKLOAD_NAME, vm.stats(), stop)
+    finish(&vm, stop)
 }
 
-/// Print the summary line (the last line of every run) and leave QEMU.
-fn finish(name: &str, stats: Stats, stop: Stop) -> ! {
+/// Print the memory counters and the summary line (the last line of every run), and
+/// leave QEMU.
+fn finish(vm: &WorkloadVm, stop: Stop) -> ! {
+    let (name, stats) = (vm.name(), vm.stats());
     defmt::info!("workload stopped after {=u64} exits", stats.exits);
+    println!(
+        "cloister: memory: launch_prepared={} fault_prepared={} refaults={} huge_maps={} prepared={} metadata_bytes={}",
+        stats.launch_prepared,
+        stats.fault_prepared,
+        stats.refaults,
+        stats.huge_maps,
+        vm.prepared_frames(),
+        vm.metadata_bytes()
+    );
     println!(
         "cloister: workload '{name}' {stop}; exits={} npf={} hypercalls={}",
         stats.exits, stats.npf, stats.hypercalls

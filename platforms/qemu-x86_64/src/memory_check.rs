@@ -6,7 +6,8 @@ use crate::generated::POOLS;
 use cloister_x86::boot_info::{BootInfoError, RamMap, is_ram};
 use cloister_x86::println;
 
-/// The boot code identity-maps only the low 4 GiB.
+/// The boot map and the hypervisor's own tables (`host_tables`) identity-map only the
+/// low 4 GiB.
 const IDENTITY_MAP_END: u64 = 1 << 32;
 
 pub fn check_pools(map: Result<RamMap, BootInfoError>) {

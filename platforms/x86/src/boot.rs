@@ -1,7 +1,9 @@
 //! The way in: Multiboot v1 (a.out kludge) and PVH entry points, both 32-bit protected
 //! mode without paging, converge on a common path that builds an identity map of the
 //! low 4 GiB with 2 MiB pages, enters long mode, enables SSE (the prebuilt `core` uses
-//! it) and calls the board's `cloister_main(protocol, info)`.
+//! it) and calls the board's `cloister_main(protocol, info)`. The boot map is only for
+//! getting there: the board replaces it with `paging::init`'s tables, which leave the
+//! private pools out.
 //!
 //! The board's linker script provides `__image_start`, `__data_end`, `__bss_end` and
 //! places `.multiboot_header` first and `.note.Xen` in a PT_NOTE segment with 4-byte

@@ -1,7 +1,8 @@
 //! x86-64 bring-up shared by every Cloister board: the 32-bit entry points for PVH and
 //! Multiboot v1, the switch to long mode on an identity map of the low 4 GiB, SSE,
 //! descriptor tables with an IST stack for every exception, a crash report for any CPU
-//! exception in the hypervisor, the 16550 UART console and the defmt logger.
+//! exception in the hypervisor, the hypervisor's own page tables (which leave the
+//! board's private pools out), the 16550 UART console and the defmt logger.
 //!
 //! The board provides `cloister_main(protocol, info)`, called in long mode on the boot
 //! stack with interrupts off, and a fatal-exit hook ([`set_fatal_exit`]).
@@ -14,6 +15,7 @@ pub mod console;
 pub mod cpu;
 mod exceptions;
 pub mod logger;
+pub mod paging;
 pub mod uart;
 
 use core::sync::atomic::{AtomicPtr, Ordering};

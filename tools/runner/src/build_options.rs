@@ -3,23 +3,29 @@
 use std::fmt;
 
 /// A failure the hypervisor provokes on purpose right after boot, so tests can check
-/// the crash report and the panic path on the real image. The names are the ones the
-/// board's build script accepts in `CLOISTER_SELFTEST`.
+/// the crash report, the panic path and the hypervisor's own page tables on the real
+/// image. The names are the ones the board's build script accepts in `CLOISTER_SELFTEST`
+/// (its `SELFTESTS`, platforms/qemu-x86_64/build.rs): keep the two lists in step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Selftest {
     /// Read an unmapped address: the CPU exception handler's crash report.
     PageFault,
     /// `panic!`: the panic handler's report.
     Panic,
+    /// Read the first private pool through its physical address once the hypervisor's
+    /// own page tables are in place: the private pool is not mapped there, so the crash
+    /// report names a page fault at the pool's base.
+    ReadPrivate,
 }
 
 impl Selftest {
-    pub const ALL: [Selftest; 2] = [Selftest::PageFault, Selftest::Panic];
+    pub const ALL: [Selftest; 3] = [Selftest::PageFault, Selftest::Panic, Selftest::ReadPrivate];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Selftest::PageFault => "page-fault",
             Selftest::Panic => "panic",
+            Selftest::ReadPrivate => "read-private",
         }
     }
 }
@@ -71,6 +77,13 @@ mod tests {
             selftest: Some(Selftest::Panic),
         };
         assert_eq!(panic.image_name("default"), "default-selftest-panic");
+        let read_private = BuildOptions {
+            selftest: Some(Selftest::ReadPrivate),
+        };
+        assert_eq!(
+            read_private.image_name("default"),
+            "default-selftest-read-private"
+        );
     }
 
     #[test]
@@ -83,6 +96,6 @@ mod tests {
             })
             .map(|options| options.selftest_env())
             .collect();
-        assert_eq!(names, ["page-fault", "panic"]);
+        assert_eq!(names, ["page-fault", "panic", "read-private"]);
     }
 }

@@ -121,15 +121,16 @@ mod tests {
         let default = workspace::default_config();
         let shipped = workspace::shipped_configs_dir();
         assert_eq!(
-            builds[..4],
+            builds[..5],
             [
                 (default.clone(), BuildOptions::default()),
                 (shipped.join("edge-gateway.toml"), BuildOptions::default()),
                 (default.clone(), selftest(Selftest::PageFault)),
-                (default, selftest(Selftest::Panic)),
+                (default.clone(), selftest(Selftest::Panic)),
+                (default, selftest(Selftest::ReadPrivate)),
             ]
         );
-        let tests: Vec<_> = builds[4..].iter().map(|(config, _)| config).collect();
+        let tests: Vec<_> = builds[5..].iter().map(|(config, _)| config).collect();
         assert!(tests.contains(&&workspace::test_configs_dir().join("world-switch.toml")));
         assert!(tests.iter().all(|c| c.extension().unwrap() == "toml"));
         assert!(
@@ -139,7 +140,7 @@ mod tests {
         );
         assert!(tests.is_sorted());
         assert!(
-            builds[4..]
+            builds[5..]
                 .iter()
                 .all(|(_, options)| options.selftest.is_none())
         );
