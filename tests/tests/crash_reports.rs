@@ -63,7 +63,7 @@ fn a_panic_in_the_hypervisor_prints_where_and_why() {
 }
 
 #[test]
-fn reading_a_private_frame_in_the_hypervisor_faults_at_its_address() {
+fn pool_03_reading_a_private_frame_in_the_hypervisor_faults_at_its_address() {
     let result = boot_selftest(Selftest::ReadPrivate);
     assert_hypervisor_failure(&result);
     assert_console_has(
