@@ -33,4 +33,6 @@ pub use vm::{CreateError, Pinning, Stats, Vm, VmSpec};
 #[cfg(test)]
 mod demand_pinning_tests;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod vm_tests;

@@ -163,3 +163,62 @@ impl VendorMmu for TestVendor {
         self.unzaps += 1;
     }
 }
+
+/// A non-zero entry of a second-level table found by [`table_entries`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableEntry {
+    pub gpa: u64,
+    /// 1 = the last level (4 KiB leaves), 2 = the level of 2 MiB leaves.
+    pub level: usize,
+    pub pte: u64,
+}
+
+impl TableEntry {
+    /// A present entry mapping memory (not a link, not frozen).
+    pub fn is_leaf<F: PteFormat>(&self) -> bool {
+        F::is_present(self.pte) && (self.level == 1 || F::is_huge(self.pte))
+    }
+
+    pub fn size(&self) -> u64 {
+        1 << (12 + 9 * (self.level - 1))
+    }
+}
+
+/// Every non-zero entry of the table rooted at `root` except the links above level 2, in
+/// GPA order: leaves, frozen entries and links to last-level tables. A reference walk
+/// written apart from `SecondLevelTable`'s, for property tests to compare against.
+pub fn table_entries<F: PteFormat>(mem: &mut impl TableMemory, root: u64) -> Vec<TableEntry> {
+    fn walk<F: PteFormat>(
+        mem: &mut impl TableMemory,
+        table: u64,
+        level: usize,
+        base: u64,
+        out: &mut Vec<TableEntry>,
+    ) {
+        let span = 1u64 << (12 + 9 * (level - 1));
+        let entries = *mem.table(table);
+        for (i, &pte) in entries.iter().enumerate() {
+            if pte == 0 {
+                continue;
+            }
+            let gpa = base + i as u64 * span;
+            let link = level > 1 && F::is_present(pte) && !F::is_huge(pte);
+            if level <= 2 || !link {
+                out.push(TableEntry { gpa, level, pte });
+            }
+            if link {
+                walk::<F>(mem, F::address(pte), level - 1, gpa, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk::<F>(mem, root, 4, 0, &mut out);
+    out
+}
+
+/// The present leaves of the table rooted at `root`, in GPA order.
+pub fn table_leaves<F: PteFormat>(mem: &mut impl TableMemory, root: u64) -> Vec<TableEntry> {
+    let mut entries = table_entries::<F>(mem, root);
+    entries.retain(TableEntry::is_leaf::<F>);
+    entries
+}

@@ -163,6 +163,10 @@ impl<F: PteFormat> SecondLevelTable<F> {
         scope: super::Scope,
         mut cleared: impl FnMut(u64, PageSize, u64),
     ) -> u64 {
+        // An empty range intersects nothing, not even the leaf it points into.
+        if len == 0 {
+            return 0;
+        }
         let end = gpa.saturating_add(len);
         self.zap_table(mem, self.root, LEVELS, 0, gpa..end, scope, &mut cleared)
     }
