@@ -13,7 +13,8 @@ commands:
       [--timeout SECS] [--memory MIB]
                           build the image and boot it in QEMU: the console on stdout,
                           the decoded log on stderr, the summary line last
-  test                    host tests (`cargo test`), then every image (config/default.toml,
+  lint                    cargo fmt --check and clippy (warnings denied) on every package
+  test                    lint, host tests (`cargo test`), then every image (config/default.toml,
                           config/edge-gateway.toml, the default's selftest images and
                           tests/configs/*.toml), then the QEMU tests (cloister-tests)
   config check [FILE]     check FILE without building: every problem, or
@@ -37,6 +38,7 @@ pub enum Command {
     Build { config: Option<PathBuf> },
     Run(RunArgs),
     Test,
+    Lint,
     Config(ConfigCommand),
     Help,
 }
@@ -72,6 +74,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
         "build" => parse_build(&mut args)?,
         "run" => Command::Run(parse_run(&mut args)?),
         "test" => Command::Test,
+        "lint" => Command::Lint,
         "config" => Command::Config(parse_config(&mut args)?),
         "help" | "-h" | "--help" => Command::Help,
         other => return Err(format!("unknown command {other:?}")),

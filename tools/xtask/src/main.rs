@@ -6,6 +6,7 @@ mod cli;
 mod config_command;
 mod exit_status;
 mod explain;
+mod lint_command;
 mod run_command;
 mod shipped_configs;
 mod tally;
@@ -32,6 +33,9 @@ fn main() -> ExitCode {
         Command::Build { config } => build_command::build(config).map(|()| 0),
         Command::Run(args) => run_command::run_image(args),
         Command::Test => test_command::test_all(),
+        Command::Lint => {
+            lint_command::lint().map(|clean| if clean { 0 } else { exit_status::FAILURE })
+        }
         Command::Config(ConfigCommand::Check { config }) => {
             config_command::check(&config.unwrap_or_else(workspace::default_config)).map(|()| 0)
         }

@@ -17,6 +17,10 @@ pub fn test_all() -> Result<u8, Error> {
 }
 
 fn run_steps(root: &Path, tally: &mut Tally) -> Result<u8, Error> {
+    step("0/3: lint (cargo fmt --check, clippy)");
+    if !crate::lint_command::lint()? {
+        return Ok(exit_status::FAILURE);
+    }
     step("1/3: host tests (cargo test)");
     // Plain `cargo test` at the root: the default members, which all run on the host.
     let mut host_tests = cargo_command(root);
