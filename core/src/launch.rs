@@ -36,6 +36,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         if self.pinning() == Pinning::Upfront {
             self.prepare_all(host)?;
         }
+        self.measurement.finish();
         Ok(EntryState {
             rip: elf.entry,
             rsp: boot::STACK_TOP_GPA,
@@ -54,12 +55,13 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         Ok(())
     }
 
-    fn boot_info(&self) -> BootInfo {
+    pub(crate) fn boot_info(&self) -> BootInfo {
         let mut info = BootInfo {
             magic: BOOT_INFO_MAGIC,
             abi_version: ABI_VERSION,
             region_count: 0,
             allowed_calls: self.allowed_calls,
+            features: cloister_abi::hypercall::FEATURES,
             name: [0; NAME_LEN],
             regions: [MemoryRegion::EMPTY; MAX_REGIONS],
         };
@@ -87,6 +89,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
 
     /// Copy `data` into private memory at `gpa`, populating pages as needed.
     fn write(&mut self, gpa: u64, data: &[u8], host: &mut impl Host) -> Result<(), Stop> {
+        self.measurement.write(gpa, data);
         let mut done = 0;
         while done < data.len() {
             let at = gpa + done as u64;

@@ -18,6 +18,7 @@ mod frame_ops;
 pub mod host;
 pub mod hypercall;
 pub mod launch;
+mod measure;
 pub mod memslot;
 pub mod mmu;
 pub mod stop;

@@ -3,6 +3,7 @@
 use crate::exit::{Access, Exit};
 use crate::frame_ops::{FrameOps, SlotOps};
 use crate::host::Host;
+use crate::measure::LaunchMeasurement;
 use crate::memslot::{Backing, MAX_SLOTS, Memslot, SlotSpec};
 use crate::mmu::{MmuError, PageSize, Perms, PteFormat, Scope, SecondLevelTable, VendorMmu};
 use crate::stop::Stop;
@@ -67,6 +68,7 @@ pub struct Vm<F: PteFormat, V: VendorMmu> {
     pub(crate) allowed_calls: u64,
     pub(crate) stats: Stats,
     pub(crate) console_at_line_start: bool,
+    pub(crate) measurement: LaunchMeasurement,
 }
 
 /// A page backed and mapped by [`Vm::fault_in`].
@@ -148,6 +150,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             allowed_calls: spec.allowed_calls,
             stats: Stats::default(),
             console_at_line_start: true,
+            measurement: LaunchMeasurement::new(spec),
         })
     }
 
@@ -193,6 +196,11 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// The SHA-384 launch measurement (zero until launch finished).
+    pub fn measurement(&self) -> &[u8; crate::measure::DIGEST_SIZE] {
+        self.measurement.digest()
     }
 
     /// Private frames prepared now, over all private memory objects.
@@ -253,10 +261,21 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                 }
             }
             Exit::Hypercall { insn_len } => {
+                // The VMMCALL transport: number in RAX, arguments in RBX, RCX, RDX, RSI.
                 self.stats.hypercalls += 1;
                 let regs = vcpu.regs_mut();
                 regs.rip = regs.rip.wrapping_add(insn_len);
-                hypercall::dispatch(self, regs, host)
+                let request = hypercall::Request {
+                    number: regs.rax,
+                    args: [regs.rbx, regs.rcx, regs.rdx, regs.rsi],
+                };
+                match hypercall::dispatch(self, request, host) {
+                    hypercall::Outcome::Return(rax) => {
+                        vcpu.regs_mut().rax = rax;
+                        None
+                    }
+                    hypercall::Outcome::Stop(stop) => Some(stop),
+                }
             }
             Exit::Io { string: true, .. } => Some(Stop::Unsupported {
                 what: "string port I/O",

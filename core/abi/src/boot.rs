@@ -95,6 +95,8 @@ pub struct BootInfo {
     pub region_count: u32,
     /// Bit i set: hypercall number i is permitted for this workload.
     pub allowed_calls: u64,
+    /// `FEATURE_*` bits of [`crate::hypercall`] the hypervisor implements.
+    pub features: u64,
     /// Workload name from the configuration, UTF-8, NUL padded.
     pub name: [u8; NAME_LEN],
     /// The guest-physical memory map, sorted by address, non-overlapping.
@@ -121,7 +123,7 @@ impl BootInfo {
 }
 
 /// Size of the encoded [`BootInfo`] (its `repr(C)` size).
-pub const BOOT_INFO_SIZE: usize = 56 + MAX_REGIONS * 24;
+pub const BOOT_INFO_SIZE: usize = 64 + MAX_REGIONS * 24;
 const _: () = assert!(core::mem::size_of::<BootInfo>() == BOOT_INFO_SIZE);
 const _: () = assert!(BOOT_INFO_SIZE <= crate::PAGE_SIZE as usize);
 
@@ -133,9 +135,10 @@ impl BootInfo {
         out[8..12].copy_from_slice(&self.abi_version.to_le_bytes());
         out[12..16].copy_from_slice(&self.region_count.to_le_bytes());
         out[16..24].copy_from_slice(&self.allowed_calls.to_le_bytes());
-        out[24..56].copy_from_slice(&self.name);
+        out[24..32].copy_from_slice(&self.features.to_le_bytes());
+        out[32..64].copy_from_slice(&self.name);
         for (i, r) in self.regions.iter().enumerate() {
-            let at = 56 + i * 24;
+            let at = 64 + i * 24;
             out[at..at + 8].copy_from_slice(&r.gpa.to_le_bytes());
             out[at + 8..at + 16].copy_from_slice(&r.size.to_le_bytes());
             out[at + 16..at + 20].copy_from_slice(&r.kind.to_le_bytes());
@@ -172,6 +175,7 @@ mod tests {
             abi_version: crate::ABI_VERSION,
             region_count: 2,
             allowed_calls: 0,
+            features: 0,
             name: [0; NAME_LEN],
             regions: [MemoryRegion::EMPTY; MAX_REGIONS],
         };
@@ -201,6 +205,7 @@ mod tests {
             abi_version: 0x0001_0002,
             region_count: 1,
             allowed_calls: 0b110,
+            features: 1,
             name: [b'x'; NAME_LEN],
             regions: [MemoryRegion::EMPTY; MAX_REGIONS],
         };
@@ -211,10 +216,12 @@ mod tests {
             reserved: 3,
         };
         let bytes = info.to_bytes();
-        assert_eq!(core::mem::offset_of!(BootInfo, regions), 56);
+        assert_eq!(core::mem::offset_of!(BootInfo, regions), 64);
+        assert_eq!(core::mem::offset_of!(BootInfo, features), 24);
+        assert_eq!(u64::from_le_bytes(bytes[24..32].try_into().unwrap()), 1);
         assert_eq!(&bytes[..8], b"CLOISTER");
         assert_eq!(u64::from_le_bytes(bytes[16..24].try_into().unwrap()), 0b110);
-        let last = 56 + (MAX_REGIONS - 1) * 24;
+        let last = 64 + (MAX_REGIONS - 1) * 24;
         assert_eq!(
             u64::from_le_bytes(bytes[last..last + 8].try_into().unwrap()),
             7

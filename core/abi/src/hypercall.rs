@@ -14,18 +14,42 @@ pub enum Call {
     ConsoleWrite = 1,
     /// Stop the workload. RBX = status (the low 32 bits are reported). Does not return.
     Exit = 2,
+    /// Copy the current [`crate::BootInfo`] (version, features, memory map, permitted
+    /// calls) to RBX = GPA, RCX = length (at least [`crate::boot::BOOT_INFO_SIZE`]), in
+    /// shared memory. Returns the number of bytes written.
+    Info = 3,
+    /// Copy the SHA-384 launch digest ([`MEASUREMENT_SIZE`] bytes) to RBX = GPA,
+    /// RCX = length (at least [`MEASUREMENT_SIZE`]), in shared memory. Returns the number
+    /// of bytes written.
+    Measurement = 4,
 }
+
+/// Size of the launch digest MEASUREMENT writes: SHA-384.
+pub const MEASUREMENT_SIZE: u64 = 48;
+
+/// `BootInfo::features` bit: the launch digest is SHA-384 over the launch pages and the
+/// configuration (docs/abi.md, MEASUREMENT).
+pub const FEATURE_MEASUREMENT_SHA384: u64 = 1 << 0;
+/// Every feature this hypervisor implements.
+pub const FEATURES: u64 = FEATURE_MEASUREMENT_SHA384;
 
 /// Largest CONSOLE_WRITE accepted in one call, in bytes.
 pub const CONSOLE_WRITE_MAX: u64 = 4096;
 
 impl Call {
-    pub const ALL: [Call; 2] = [Call::ConsoleWrite, Call::Exit];
+    pub const ALL: [Call; 4] = [
+        Call::ConsoleWrite,
+        Call::Exit,
+        Call::Info,
+        Call::Measurement,
+    ];
 
     pub const fn from_raw(raw: u64) -> Option<Self> {
         match raw {
             1 => Some(Self::ConsoleWrite),
             2 => Some(Self::Exit),
+            3 => Some(Self::Info),
+            4 => Some(Self::Measurement),
             _ => None,
         }
     }
@@ -39,6 +63,8 @@ impl Call {
         match self {
             Self::ConsoleWrite => "console_write",
             Self::Exit => "exit",
+            Self::Info => "info",
+            Self::Measurement => "measurement",
         }
     }
 

@@ -15,6 +15,8 @@
 
 pub mod console;
 pub mod hypercall;
+pub mod info;
+mod staging;
 pub mod start;
 
 pub use cloister_abi as abi;

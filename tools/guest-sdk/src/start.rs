@@ -29,7 +29,7 @@ extern "C" fn start(info: *const BootInfo) -> ! {
     // SAFETY: the boot protocol puts a BootInfo at RDI, in private memory that nothing
     // else writes.
     let info: &'static BootInfo = unsafe { &*info };
-    crate::console::init(info);
+    crate::staging::init(info);
     if info.magic != BOOT_INFO_MAGIC || info.abi_version >> 16 != ABI_MAJOR {
         exit(STATUS_ABI_MISMATCH);
     }

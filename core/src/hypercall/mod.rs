@@ -1,0 +1,51 @@
+//! Hypercall dispatch: decode the call, check the workload may make it, run it.
+//!
+//! Transport-neutral: a backend turns its transport (VMMCALL registers today; the GHCB
+//! page and TDVMCALL later) into a [`Request`] and writes the [`Outcome`] back the way
+//! its transport says.
+
+mod console;
+mod info;
+mod shared_buffer;
+
+use crate::host::Host;
+use crate::mmu::{PteFormat, VendorMmu};
+use crate::stop::Stop;
+use crate::vm::Vm;
+use cloister_abi::{Call, Error};
+
+/// One call as the workload made it: the raw number and four arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub number: u64,
+    pub args: [u64; 4],
+}
+
+/// What the workload gets back, or why it stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Success value (`>= 0`) or an error, already encoded for RAX.
+    Return(u64),
+    Stop(Stop),
+}
+
+/// Run `request` for `vm`.
+pub fn dispatch<F: PteFormat, V: VendorMmu>(
+    vm: &mut Vm<F, V>,
+    request: Request,
+    host: &mut impl Host,
+) -> Outcome {
+    let [a0, a1, ..] = request.args;
+    let result = match Call::from_raw(request.number) {
+        None => Err(Error::UnknownCall),
+        Some(call) if vm.allowed_calls & call.mask() == 0 => Err(Error::Denied),
+        Some(Call::Exit) => return Outcome::Stop(Stop::Exited { status: a0 as u32 }),
+        Some(Call::ConsoleWrite) => console::write(vm, a0, a1, host),
+        Some(Call::Info) => info::info(vm, a0, a1, host),
+        Some(Call::Measurement) => info::measurement(vm, a0, a1, host),
+    };
+    Outcome::Return(result.unwrap_or_else(Error::to_rax))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,30 @@
+//! The SDK's staging page: the first page of the first shared region, through which
+//! every hypercall buffer passes (the hypervisor reads and writes only shared memory).
+//! Workloads must not use that page themselves.
+
+use cloister_abi::{BootInfo, PAGE_SIZE};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+static STAGING_GPA: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn init(info: &BootInfo) {
+    if let Some(region) = info.shared_region() {
+        STAGING_GPA.store(region.gpa, Ordering::Relaxed);
+    }
+}
+
+/// Guest-physical address of the staging page, if the workload has shared memory.
+pub(crate) fn gpa() -> Option<u64> {
+    match STAGING_GPA.load(Ordering::Relaxed) {
+        0 => None,
+        gpa => Some(gpa),
+    }
+}
+
+/// The staging page, for one call at a time.
+pub(crate) fn page() -> Option<&'static mut [u8; PAGE_SIZE as usize]> {
+    // SAFETY: the page is identity mapped shared memory reserved for the SDK; workloads
+    // are single-threaded and the SDK never holds two references at once (each user
+    // takes it, makes one hypercall, and drops it).
+    gpa().map(|gpa| unsafe { &mut *(gpa as *mut [u8; PAGE_SIZE as usize]) })
+}
