@@ -43,10 +43,13 @@ pub fn check(config: &Config, image: &[u8]) -> Vec<Diagnostic> {
             Ok(_) => {}
         }
     }
-    if !private_slot(elf.entry, 1) {
+    if elf.entry < IMAGE_MIN_GPA || !private_slot(elf.entry, 1) {
         out.push(Diagnostic::new(
             key,
-            format!("entry point {:#x} is outside private memory", elf.entry),
+            format!(
+                "entry point {:#x} is not in private memory above {IMAGE_MIN_GPA:#x}",
+                elf.entry
+            ),
         ));
     }
     out

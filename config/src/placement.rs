@@ -7,6 +7,10 @@ use crate::schema::{Config, PoolKind};
 use crate::units::Size;
 use crate::validate::overlaps;
 
+/// Pools must end at or below this: the qemu-x86_64 board reaches them (shared ones
+/// directly, private ones through its window) via an identity map of the low 4 GiB.
+pub const POOL_LIMIT: u64 = 1 << 32;
+
 /// Host-physical range kept for the hypervisor image, its stacks, heap and tables. The
 /// image's linker script fails the link if the image outgrows it.
 pub const HYPERVISOR_RESERVED: std::ops::Range<u64> = 0..0x200_0000;
@@ -35,11 +39,14 @@ impl Layout {
 
 /// Place every pool, or say for each one that cannot be placed why, in TOML terms.
 pub fn place(config: &Config) -> Result<Layout, Vec<Diagnostic>> {
+    // Only RAM the board can reach holds pools; clipping also keeps the arithmetic
+    // below far from overflow.
     let ram: Vec<(u64, u64)> = config
         .platform
         .ram
         .iter()
-        .map(|r| (r.base.0, r.size.0))
+        .filter(|r| r.base.0 < POOL_LIMIT)
+        .map(|r| (r.base.0, r.size.0.min(POOL_LIMIT - r.base.0)))
         .collect();
     let in_ram = |base: u64, size: u64| {
         ram.iter()
@@ -62,6 +69,18 @@ pub fn place(config: &Config) -> Result<Layout, Vec<Diagnostic>> {
         let base = pool.base.map_or(0, |b| b.0);
         let span = (base, pool.size.0);
         let end = base.saturating_add(pool.size.0);
+        if end > POOL_LIMIT {
+            errors.push(
+                Diagnostic::new(
+                    key_path!["pool", i, "base"],
+                    format!("[{base:#x}, {end:#x}) ends above 4 GiB"),
+                )
+                .hint(
+                    "the qemu-x86_64 board reaches pools through its identity map of the low 4 GiB",
+                ),
+            );
+            continue;
+        }
         if !in_ram(base, pool.size.0) {
             errors.push(
                 Diagnostic::new(key_path!["pool", i, "base"], format!("[{base:#x}, {end:#x}) is outside the RAM declared in platform.ram"))
@@ -88,6 +107,7 @@ pub fn place(config: &Config) -> Result<Layout, Vec<Diagnostic>> {
             size: pool.size.0,
         });
     }
+    // Every span in `taken` now ends at or below POOL_LIMIT.
     for (i, pool) in config
         .pools
         .iter()

@@ -10,6 +10,8 @@ use cloister_abi::boot::{IDENTITY_MAP_LIMIT, IMAGE_MIN_GPA, MAX_REGIONS, NAME_LE
 use std::collections::HashMap;
 
 const PAGE: u64 = 4096;
+/// Heap that fits in the hypervisor's reserved range beside its image and stacks.
+const MAX_HEAP: u64 = 24 << 20;
 const HUGE_PAGE: u64 = 2 << 20;
 
 /// Boards this build knows, and the backends each can run today.
@@ -63,7 +65,12 @@ fn check_hypervisor(config: &Config, out: &mut Vec<Diagnostic>) {
             .hint(format!("backends this board runs: {}", runnable.join(", "))),
         );
     }
-    if h.heap_size.0 < 64 * 1024 || !h.heap_size.0.is_multiple_of(PAGE) {
+    if h.heap_size.0 > MAX_HEAP {
+        out.push(
+            Diagnostic::new(key_path!["hypervisor", "heap_size"], format!("{} does not fit in the hypervisor's reserved memory", h.heap_size))
+                .hint("the image, its stacks and its heap share 32M (HYPERVISOR_RESERVED); at most 24M of heap"),
+        );
+    } else if h.heap_size.0 < 64 * 1024 || !h.heap_size.0.is_multiple_of(PAGE) {
         out.push(
             Diagnostic::new(
                 key_path!["hypervisor", "heap_size"],

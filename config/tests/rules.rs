@@ -190,12 +190,12 @@ fn pools_must_not_overlap_the_hypervisor_image() {
 fn fixed_pools_must_be_in_declared_ram() {
     let text = edited(
         "kind = \"private\"",
-        "kind = \"private\"\nbase = 0x1_0000_0000",
+        "kind = \"private\"\nbase = 0x4000_0000",
     );
     let report = rejected(text);
     assert!(
         report.contains(
-            "pool[0].base: [0x100000000, 0x104000000) is outside the RAM declared in platform.ram"
+            "pool[0].base: [0x40000000, 0x44000000) is outside the RAM declared in platform.ram"
         ),
         "{report}"
     );
@@ -443,4 +443,65 @@ fn a_missing_workload_image_is_reported_at_its_key() {
     let report = cloister_config::missing_image(&path, Path::new("/nowhere/app.elf")).to_string();
     let head = format!("default.toml:{line}:9: workload.image: no such file: /nowhere/app.elf");
     assert!(report.contains(&head), "{report}");
+}
+
+#[test]
+fn ram_at_the_top_of_the_address_space_is_not_a_panic() {
+    let text = edited(
+        "ram = [{ base = 0x0, size = \"512M\" }]",
+        "ram = [{ base = \"0xFFFFFFFFFFFFE000\", size = \"4K\" }, { base = 0x0, size = \"512M\" }]",
+    );
+    parse(Path::new("bad.toml"), text).expect("RAM the board cannot reach is simply not used");
+}
+
+#[test]
+fn pools_must_end_below_4_gib() {
+    let text = edited(
+        "ram = [{ base = 0x0, size = \"512M\" }]",
+        "ram = [{ base = 0x0, size = \"8G\" }]",
+    )
+    .replacen(
+        "kind = \"private\"",
+        "kind = \"private\"\nbase = 0xFFE0_0000",
+        1,
+    );
+    let report = rejected(text);
+    assert!(
+        report.contains("pool[0].base: [0xffe00000, 0x103e00000) ends above 4 GiB"),
+        "{report}"
+    );
+}
+
+#[test]
+fn placed_pools_stay_below_4_gib() {
+    let text = edited(
+        "ram = [{ base = 0x0, size = \"512M\" }]",
+        "ram = [{ base = 0x0, size = \"32M\" }, { base = 0x1_0000_0000, size = \"1G\" }]",
+    );
+    let report = rejected(text);
+    assert!(
+        report.contains("pool \"demo-private\" (64M) does not fit in free RAM"),
+        "{report}"
+    );
+}
+
+#[test]
+fn the_heap_must_fit_the_reserved_range() {
+    let report = rejected(edited("heap_size = \"1M\"", "heap_size = \"1T\""));
+    assert!(
+        report
+            .contains("hypervisor.heap_size: 1T does not fit in the hypervisor's reserved memory"),
+        "{report}"
+    );
+}
+
+#[test]
+fn the_entry_point_must_be_above_the_boot_area() {
+    let mut image = elf(0x20_0000, 0x1000);
+    image[24..32].copy_from_slice(&0x1000u64.to_le_bytes());
+    let report = workload_image_problems(&image);
+    assert!(
+        report.contains("entry point 0x1000 is not in private memory above 0x200000"),
+        "{report}"
+    );
 }
