@@ -151,3 +151,47 @@ fn zaps_name_their_scope() {
     assert_eq!(vm.zap(0, u64::MAX, Scope::Shared, &mut host), 0);
     assert_eq!(vm.zap(0, u64::MAX, Scope::Private, &mut host), 1);
 }
+
+#[test]
+fn restart_frees_every_table_and_refuses_objects_that_do_not_fit_without_losing_them() {
+    let mut host = FakeHost::new(64);
+    let slots = slots(0x40_0000, false);
+    let mut vm = Vm::new(
+        &spec(&slots, !0, Pinning::Demand, 1),
+        TestVendor::default(),
+        &mut host,
+    )
+    .unwrap();
+    run_faults(
+        &mut vm,
+        &mut host,
+        &[0x1000, 0x30_0000, crate::vm_tests::SHARED_GPA],
+    );
+    let memory = vm.into_memory(&mut host);
+    assert_eq!(
+        host.freed_tables.len(),
+        host.tables_allocated(),
+        "every table page freed"
+    );
+    // Objects for a different layout are refused and handed back, prepared frames intact.
+    let other = crate::vm_tests::slots(0x80_0000, false);
+    let refused = Vm::<crate::testing::TestFormat, TestVendor>::with_memory(
+        &spec(&other, !0, Pinning::Demand, 2),
+        memory,
+        TestVendor::default(),
+        &mut host,
+    );
+    let Err((error, memory)) = refused else {
+        panic!("objects for another layout were accepted")
+    };
+    assert_eq!(error, crate::vm::CreateError::MemoryMismatch);
+    assert_eq!(memory[0].prepared_frames(), 2);
+    let vm: TestVm = Vm::with_memory(
+        &spec(&slots, !0, Pinning::Demand, 2),
+        memory,
+        TestVendor::default(),
+        &mut host,
+    )
+    .unwrap();
+    assert_eq!(vm.prepared_frames(), 2);
+}

@@ -40,13 +40,15 @@ pub(crate) struct SlotOps<'a, F: PteFormat, H: Host, V: VendorMmu> {
 
 impl<F: PteFormat, H: Host, V: VendorMmu> Unmapper for SlotOps<'_, F, H, V> {
     fn unmap(&mut self, offset: u64, len: u64) {
-        let gpa = self.slot_gpa + offset;
-        let cleared = self
-            .npt
-            .zap(self.frames.host, gpa, len, Scope::Private, |_, _, _| {});
-        if cleared > 0 {
+        let (cleared, span) = self.npt.zap_span(
+            self.frames.host,
+            self.slot_gpa + offset,
+            len,
+            Scope::Private,
+        );
+        if let Some((start, end)) = span {
             *self.zapped += cleared;
-            self.frames.vendor.zap(gpa, len);
+            self.frames.vendor.zap(start, end - start);
         }
     }
 }

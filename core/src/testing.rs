@@ -16,6 +16,7 @@ pub struct FakeHost {
     table_budget: usize,
     frames: BTreeMap<u64, Box<[u8; 4096]>>,
     pub console: Vec<u8>,
+    pub freed_tables: Vec<u64>,
 }
 
 impl FakeHost {
@@ -25,6 +26,7 @@ impl FakeHost {
             table_budget,
             frames: BTreeMap::new(),
             console: Vec::new(),
+            freed_tables: Vec::new(),
         }
     }
 
@@ -54,6 +56,10 @@ impl TableMemory for FakeHost {
         }
         self.tables.push(Box::new([0; ENTRIES]));
         Some(TABLE_BASE + (self.tables.len() as u64 - 1) * 4096)
+    }
+
+    fn free_table(&mut self, pa: u64) {
+        self.freed_tables.push(pa);
     }
 
     fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {

@@ -50,7 +50,8 @@ pub struct Stats {
     pub launch_prepared: u64,
     /// Private frames prepared at faults (first touches).
     pub fault_prepared: u64,
-    /// Faults that mapped an already prepared private frame again (after a zap).
+    /// Faults that mapped a private frame prepared earlier (before a zap or a restart,
+    /// or up front), without preparing it again.
     pub refaults: u64,
     /// 2 MiB leaves installed.
     pub huge_maps: u64,
@@ -101,36 +102,57 @@ impl FaultError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CreateError {
     Mmu(MmuError),
-    /// A private memory object could not be bound to this instance.
-    Bind(PrivMemError),
+    /// The private memory objects given do not match the private slots (count, pool
+    /// range) or are still bound to another instance.
+    MemoryMismatch,
 }
 
 impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     /// A VM with `spec`'s memslots over fresh private memory objects.
     pub fn new(spec: &VmSpec<'_>, vendor: V, host: &mut impl Host) -> Result<Self, CreateError> {
-        Self::with_memory(spec, Vec::new(), vendor, host)
+        Self::with_memory(spec, Vec::new(), vendor, host).map_err(|(e, _)| e)
     }
 
     /// A VM bound to existing private memory objects, one per private slot in slot
-    /// order (what [`Vm::into_memory`] returned): nothing is prepared again.
+    /// order (what [`Vm::into_memory`] returned): nothing is prepared again. Objects
+    /// that do not fit the slots come back with the error, so none is lost.
     pub fn with_memory(
         spec: &VmSpec<'_>,
         memory: Vec<PrivateMemory>,
         vendor: V,
         host: &mut impl Host,
-    ) -> Result<Self, CreateError> {
+    ) -> Result<Self, (CreateError, Vec<PrivateMemory>)> {
+        let private: Vec<&SlotSpec> = spec
+            .slots
+            .iter()
+            .take(MAX_SLOTS)
+            .filter(|s| s.kind == cloister_abi::MemoryKind::Private)
+            .collect();
+        let fits = memory.is_empty()
+            || (memory.len() == private.len()
+                && memory.iter().zip(&private).all(|(m, s)| {
+                    m.base() == s.host_base && m.size() == s.size && m.bound_to().is_none()
+                }));
+        if !fits {
+            return Err((CreateError::MemoryMismatch, memory));
+        }
+        let npt = match SecondLevelTable::new(host) {
+            Ok(npt) => npt,
+            Err(e) => return Err((CreateError::Mmu(e), memory)),
+        };
         let id = VmId(spec.instance);
         let mut memory = memory.into_iter();
         let mut slots = heapless::Vec::new();
-        for spec in spec.slots.iter().take(MAX_SLOTS) {
-            let reused = if spec.kind == cloister_abi::MemoryKind::Private {
+        for slot_spec in spec.slots.iter().take(MAX_SLOTS) {
+            let reused = if slot_spec.kind == cloister_abi::MemoryKind::Private {
                 memory.next()
             } else {
                 None
             };
-            let mut slot = Memslot::new(spec, reused);
+            let mut slot = Memslot::new(slot_spec, reused);
             if let Backing::Private(object) = &mut slot.backing {
-                object.bind(id).map_err(CreateError::Bind)?;
+                // Checked above: every object is unbound.
+                let _ = object.bind(id);
             }
             let _ = slots.push(slot);
         }
@@ -143,7 +165,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         Ok(Self {
             name,
             slots,
-            npt: SecondLevelTable::new(host).map_err(CreateError::Mmu)?,
+            npt,
             vendor,
             id,
             pinning: spec.pinning,
@@ -154,9 +176,9 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         })
     }
 
-    /// Tear the instance down, keeping its private memory: every mapping is zapped and
-    /// each object unbound, prepared frames stay prepared for the next instance. The
-    /// nested table's pages are the caller's to reclaim with the table memory.
+    /// Tear the instance down, keeping its private memory: every mapping is zapped, each
+    /// object unbound (prepared frames stay prepared for the next instance) and every
+    /// nested table page freed.
     pub fn into_memory(mut self, host: &mut impl Host) -> Vec<PrivateMemory> {
         let mut objects = Vec::new();
         let id = self.id;
@@ -176,7 +198,9 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                 let _ = object.release(id, &mut ops);
             }
         }
-        self.npt.zap(host, 0, u64::MAX, Scope::Both, |_, _, _| {});
+        // Shared leaves are all that is left; then the tables themselves go.
+        self.zap(0, u64::MAX, Scope::Both, host);
+        self.npt.destroy(host);
         for slot in self.slots {
             if let Backing::Private(object) = slot.backing {
                 objects.push(object);
@@ -425,10 +449,10 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     /// Remove the mappings in `scope` that intersect `[gpa, gpa + len)`. The frames stay
     /// where they are: a private page refaults to the same, already prepared frame.
     pub fn zap(&mut self, gpa: u64, len: u64, scope: Scope, host: &mut impl Host) -> u64 {
-        let cleared = self.npt.zap(host, gpa, len, scope, |_, _, _| {});
-        if cleared > 0 {
+        let (cleared, span) = self.npt.zap_span(host, gpa, len, scope);
+        if let Some((start, end)) = span {
             self.stats.zapped += cleared;
-            self.vendor.zap(gpa, len);
+            self.vendor.zap(start, end - start);
         }
         cleared
     }

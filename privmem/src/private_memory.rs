@@ -31,6 +31,17 @@ pub struct PrivateMemory {
     bound: Option<VmId>,
 }
 
+impl core::fmt::Debug for PrivateMemory {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PrivateMemory")
+            .field("base", &format_args!("{:#x}", self.base))
+            .field("size", &format_args!("{:#x}", self.size()))
+            .field("prepared", &self.prepared)
+            .field("bound", &self.bound)
+            .finish()
+    }
+}
+
 impl PrivateMemory {
     /// The object for the private pool at `[base, base + size)` (frame aligned).
     pub fn new(base: u64, size: u64) -> Self {

@@ -10,6 +10,8 @@ const LEVELS: usize = 4;
 pub trait TableMemory {
     /// A zeroed 4 KiB page for a table, or `None` when the table budget is spent.
     fn alloc_table(&mut self) -> Option<u64>;
+    /// Give back a page from `alloc_table` that no table links to any more.
+    fn free_table(&mut self, pa: u64);
     fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES];
 }
 
@@ -55,6 +57,25 @@ impl<F: PteFormat> SecondLevelTable<F> {
         })
     }
 
+    /// Free every table page, the root included. The caller has already zapped every
+    /// leaf (their frames are not tables, and stay with their owners).
+    pub fn destroy(self, mem: &mut impl TableMemory) {
+        Self::free_tables(mem, self.root, LEVELS);
+    }
+
+    fn free_tables(mem: &mut impl TableMemory, table: u64, level: usize) {
+        if level > 1 {
+            for slot in 0..ENTRIES {
+                let pte = mem.table(table)[slot];
+                if F::is_present(pte) && !F::is_huge(pte) {
+                    Self::free_tables(mem, F::address(pte), level - 1);
+                }
+            }
+        }
+        mem.table(table).fill(0);
+        mem.free_table(table);
+    }
+
     /// Physical address of the top-level table (what the CPU is pointed at).
     pub fn root(&self) -> u64 {
         self.root
@@ -89,6 +110,10 @@ impl<F: PteFormat> SecondLevelTable<F> {
     /// Lock the entry for a `size` leaf at `gpa` by writing [`PteFormat::FROZEN`] into
     /// it; returns the value it held. A frozen entry is refused with
     /// [`MmuError::Frozen`]: the caller retries.
+    ///
+    /// Nothing but the TDX external-table path (issue 7) may freeze entries, and only
+    /// under the lock that also serialises zaps: `zap` skips frozen entries, so a frame
+    /// must not be released while an entry mapping it is frozen.
     pub fn freeze(
         &mut self,
         mem: &mut impl TableMemory,
@@ -169,6 +194,24 @@ impl<F: PteFormat> SecondLevelTable<F> {
         }
         let end = gpa.saturating_add(len);
         self.zap_table(mem, self.root, LEVELS, 0, gpa..end, scope, &mut cleared)
+    }
+
+    /// [`SecondLevelTable::zap`], returning how many leaves were cleared and the span
+    /// `[start, end)` they covered (whole leaves: wider than the request when a 2 MiB
+    /// leaf was only partly in it), which is what the TLB must forget.
+    pub fn zap_span(
+        &mut self,
+        mem: &mut impl TableMemory,
+        gpa: u64,
+        len: u64,
+        scope: super::Scope,
+    ) -> (u64, Option<(u64, u64)>) {
+        let mut span: Option<(u64, u64)> = None;
+        let count = self.zap(mem, gpa, len, scope, |leaf, size, _| {
+            let end = leaf + size.bytes();
+            span = Some(span.map_or((leaf, end), |(s, e)| (s.min(leaf), e.max(end))));
+        });
+        (count, span)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -23,6 +23,12 @@ impl TableMemory for BoardHost {
         (!page.is_null()).then_some(page as u64)
     }
 
+    fn free_table(&mut self, pa: u64) {
+        // SAFETY: `pa` came from `alloc_table` with the same layout, and the nested table
+        // no longer links to it.
+        unsafe { alloc::alloc::dealloc(pa as *mut u8, PAGE) };
+    }
+
     fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
         // SAFETY: `pa` came from `alloc_table`: a live, page-aligned heap page that only
         // the nested table owns; the `&mut self` borrow keeps the reference unique.

@@ -266,7 +266,7 @@ fn an_image_that_does_not_fit_shows_the_problem() {
     assert!(
         explained
             .text
-            .contains("entry point 0x40000000 is outside private memory"),
+            .contains("entry point 0x40000000 is not in private memory above 0x200000"),
         "{}",
         explained.text
     );
