@@ -30,7 +30,7 @@ mod testing;
 
 pub use exit::{Access, Exit};
 pub use stop::Stop;
-pub use vm::{CreateError, Pinning, Stats, Vm, VmSpec};
+pub use vm::{ConvertError, CreateError, Pinning, Stats, Vm, VmSpec};
 #[cfg(test)]
 mod demand_pinning_tests;
 #[cfg(test)]

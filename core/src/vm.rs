@@ -10,7 +10,9 @@ use crate::stop::Stop;
 use crate::vcpu::{Vcpu, vector};
 use crate::{cpuid, hypercall};
 use alloc::vec::Vec;
+use cloister_abi::MemoryKind;
 use cloister_abi::boot::NAME_LEN;
+use cloister_abi::hypercall::CONSOLE_DRAIN_PER_EXIT;
 use cloister_privmem::{PrivMemError, PrivateMemory, VmId};
 
 /// Guest-physical address bits the second-level table translates.
@@ -70,6 +72,34 @@ pub struct Vm<F: PteFormat, V: VendorMmu> {
     pub(crate) stats: Stats,
     pub(crate) console_at_line_start: bool,
     pub(crate) measurement: LaunchMeasurement,
+    /// Guest-physical ranges the hypervisor still reads after the call that named them.
+    pub(crate) host_refs: HostRefs,
+    pub(crate) console_pending: Option<hypercall::console::PendingWrite>,
+}
+
+/// Shared ranges the hypervisor holds on to across exits (a console write still
+/// draining). Converting such a range to private would let the hypervisor read private
+/// memory, so it is refused with BUSY until the reference is dropped.
+#[derive(Default)]
+pub(crate) struct HostRefs {
+    ranges: heapless::Vec<(u64, u64), 4>,
+}
+
+impl HostRefs {
+    pub fn hold(&mut self, gpa: u64, len: u64) -> bool {
+        self.ranges.push((gpa, len)).is_ok()
+    }
+
+    pub fn drop_ref(&mut self, gpa: u64, len: u64) {
+        self.ranges.retain(|&r| r != (gpa, len));
+    }
+
+    pub fn overlaps(&self, gpa: u64, len: u64) -> bool {
+        let end = gpa.saturating_add(len);
+        self.ranges
+            .iter()
+            .any(|&(g, l)| g < end && gpa < g.saturating_add(l))
+    }
 }
 
 /// A page backed and mapped by [`Vm::fault_in`].
@@ -96,6 +126,17 @@ impl FaultError {
             Self::Mmu(error) => Stop::Mmu { error, gpa },
         }
     }
+}
+
+/// Why a conversion was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvertError {
+    /// The range is not inside one private memory slot.
+    NotConvertible,
+    /// The hypervisor still holds a reference into the range (retry later).
+    Busy,
+    /// The private memory object refused (misaligned range, ...).
+    Private(PrivMemError),
 }
 
 /// Why a VM could not be created.
@@ -173,6 +214,8 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             stats: Stats::default(),
             console_at_line_start: true,
             measurement: LaunchMeasurement::new(spec),
+            host_refs: HostRefs::default(),
+            console_pending: None,
         })
     }
 
@@ -254,8 +297,11 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             let exit = vcpu.run();
             self.stats.exits += 1;
             if let Some(stop) = self.handle(exit, vcpu, host) {
+                // Whatever the workload wrote is shown, even when it stopped mid-write.
+                hypercall::console::drain(self, host, u64::MAX);
                 return stop;
             }
+            hypercall::console::drain(self, host, CONSOLE_DRAIN_PER_EXIT);
         }
     }
 
@@ -405,12 +451,17 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                 };
                 match huge {
                     Some(frame) => (block, frame.pa, PageSize::Size2M, true, frame.fresh),
-                    None => {
-                        let frame = object
-                            .get_pfn(self.id, page - slot.gpa, &mut ops)
-                            .map_err(FaultError::Private)?;
-                        (page, frame.pa, PageSize::Size4K, true, frame.fresh)
-                    }
+                    None => match object.get_pfn(self.id, page - slot.gpa, &mut ops) {
+                        Ok(frame) => (page, frame.pa, PageSize::Size4K, true, frame.fresh),
+                        // Converted to shared: the same frame, mapped as shared memory.
+                        Err(PrivMemError::NotPrivate { .. }) => {
+                            let pa = object
+                                .shared_frame(self.id, page - slot.gpa)
+                                .map_err(FaultError::Private)?;
+                            (page, pa, PageSize::Size4K, false, false)
+                        }
+                        Err(error) => return Err(FaultError::Private(error)),
+                    },
                 }
             }
             Backing::Shared { host_base } => {
@@ -485,6 +536,87 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             zapped: &mut self.stats.zapped,
         };
         object.punch_hole(self.id, gpa - slot_gpa, len, &mut ops)
+    }
+
+    /// The leaf mapping `gpa`, if any (for tests and diagnostics).
+    pub fn leaf(&self, gpa: u64, host: &mut impl Host) -> Option<u64> {
+        self.npt.lookup(host, gpa).map(|m| m.pte)
+    }
+
+    /// Whether the page at `gpa` is private memory converted to shared.
+    pub fn is_shared_page(&self, gpa: u64) -> bool {
+        self.slot_containing(gpa, PAGE)
+            .is_some_and(|s| match &s.backing {
+                Backing::Private(object) => object.is_shared(gpa - s.gpa, PAGE),
+                Backing::Shared { .. } => false,
+            })
+    }
+
+    pub fn vendor(&self) -> &V {
+        &self.vendor
+    }
+
+    /// Whether `[gpa, gpa + len)` lies inside one private slot.
+    pub(crate) fn is_private_range(&self, gpa: u64, len: u64) -> bool {
+        self.slot_containing(gpa, len)
+            .is_some_and(|s| matches!(s.backing, Backing::Private(_)))
+    }
+
+    /// Convert `[gpa, gpa + len)`, inside one private slot, to shared or back to
+    /// private. To shared: the private mappings go and the frames are scrubbed before
+    /// the hypervisor can see them. To private: refused with `Busy` while the hypervisor
+    /// still holds a reference into the range; otherwise the shared mappings go and each
+    /// page is scrubbed and prepared again on its next touch. Returns the pages whose
+    /// attribute changed hands (for to-shared, the prepared frames released).
+    pub fn convert(
+        &mut self,
+        gpa: u64,
+        len: u64,
+        to: MemoryKind,
+        host: &mut impl Host,
+    ) -> Result<u64, ConvertError> {
+        if !gpa.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) || len == 0 {
+            return Err(ConvertError::Private(PrivMemError::OutOfRange {
+                offset: gpa,
+            }));
+        }
+        let index = self
+            .slots
+            .iter()
+            .position(|s| s.contains(gpa, len))
+            .ok_or(ConvertError::NotConvertible)?;
+        let slot_gpa = self.slots[index].gpa;
+        if !matches!(self.slots[index].backing, Backing::Private(_)) {
+            return Err(ConvertError::NotConvertible);
+        }
+        if to == MemoryKind::Private {
+            if self.host_refs.overlaps(gpa, len) {
+                return Err(ConvertError::Busy);
+            }
+            self.zap(gpa, len, Scope::Shared, host);
+        }
+        let Backing::Private(object) = &mut self.slots[index].backing else {
+            return Err(ConvertError::NotConvertible);
+        };
+        let offset = gpa - slot_gpa;
+        let result = match to {
+            MemoryKind::Shared => {
+                let mut ops = SlotOps {
+                    frames: FrameOps {
+                        host: &mut *host,
+                        vendor: &mut self.vendor,
+                    },
+                    npt: &mut self.npt,
+                    slot_gpa,
+                    zapped: &mut self.stats.zapped,
+                };
+                object.convert_to_shared(self.id, offset, len, &mut ops)
+            }
+            MemoryKind::Private => object
+                .convert_to_private(self.id, offset, len)
+                .map(|()| len / PAGE),
+        };
+        result.map_err(ConvertError::Private)
     }
 
     /// Prepare every private page now (upfront pinning), in 2 MiB blocks where the pool

@@ -11,6 +11,8 @@ pub enum PrivMemError {
     /// The page was converted to shared: a private access to it is the workload's
     /// mistake, reported as a memory fault, and nothing is mapped.
     NotPrivate { offset: u64 },
+    /// The page is private, not converted to shared.
+    NotShared { offset: u64 },
     /// The frame is poisoned and will never be handed out again.
     Poisoned { offset: u64 },
     /// The vendor refused to prepare the frame; carries the vendor's code.
@@ -30,6 +32,7 @@ impl fmt::Display for PrivMemError {
                 f.write_str("the private memory object is not bound to this VM instance")
             }
             Self::NotPrivate { offset } => write!(f, "offset {offset:#x} is shared, not private"),
+            Self::NotShared { offset } => write!(f, "offset {offset:#x} is private, not shared"),
             Self::Poisoned { offset } => write!(f, "offset {offset:#x} is poisoned"),
             Self::Vendor { code } => write!(
                 f,

@@ -202,8 +202,11 @@ impl PrivateMemory {
         Ok(self.give_back(first, count, PageState::Free, ops))
     }
 
-    /// Convert `[offset, offset + len)` to shared: private mappings go, prepared frames
-    /// are invalidated and released. Returns the number of frames released.
+    /// Convert `[offset, offset + len)` to shared, in place: private mappings go,
+    /// prepared frames are invalidated (ownership returns from the workload), then every
+    /// converted frame is scrubbed, because it is about to become visible to the
+    /// hypervisor and must not show what it held. Returns the number of frames that
+    /// were prepared.
     pub fn convert_to_shared(
         &mut self,
         vm: VmId,
@@ -213,7 +216,51 @@ impl PrivateMemory {
     ) -> Result<u64, PrivMemError> {
         let (first, count) = self.pages(vm, offset, len, 1)?;
         ops.unmap(offset, len);
-        Ok(self.give_back(first, count, PageState::Shared, ops))
+        let states = &self.states;
+        let prepared = |p: usize| states.get(p) == PageState::Prepared;
+        for_each_run(first, count, prepared, |start, n| {
+            ops.invalidate(self.frame_pa(start), n)
+        });
+        let converting = |p: usize| matches!(states.get(p), PageState::Prepared | PageState::Free);
+        for_each_run(first, count, converting, |start, n| {
+            ops.scrub(self.frame_pa(start), n)
+        });
+        let mut released = 0;
+        for page in first..first + count {
+            match self.states.get(page) {
+                PageState::Prepared => {
+                    released += 1;
+                    self.states.set(page, PageState::Shared);
+                }
+                PageState::Free => self.states.set(page, PageState::Shared),
+                PageState::Shared | PageState::Poisoned => {}
+            }
+        }
+        self.prepared -= released;
+        Ok(released)
+    }
+
+    /// The frame of the converted-to-shared page at `offset` (the same frame the page
+    /// had as private memory: conversion is in place).
+    pub fn shared_frame(&self, vm: VmId, offset: u64) -> Result<u64, PrivMemError> {
+        let (page, _) = self.pages(vm, offset & !(FRAME_SIZE - 1), FRAME_SIZE, 1)?;
+        match self.states.get(page) {
+            PageState::Shared => Ok(self.frame_pa(page)),
+            _ => Err(PrivMemError::NotShared { offset }),
+        }
+    }
+
+    /// Whether every page of `[offset, offset + len)` is converted to shared.
+    pub fn is_shared(&self, offset: u64, len: u64) -> bool {
+        let first = offset / FRAME_SIZE;
+        let Some(end) = offset.checked_add(len) else {
+            return false;
+        };
+        if end > self.size() {
+            return false;
+        }
+        let last = end.div_ceil(FRAME_SIZE).max(first + 1);
+        (first..last).all(|p| self.states.get(p as usize) == PageState::Shared)
     }
 
     /// Convert `[offset, offset + len)` back to private. Its frames were released when it
@@ -286,5 +333,26 @@ impl PrivateMemory {
         }
         self.prepared -= released;
         released
+    }
+}
+
+/// Call `visit(start, n)` for each maximal run of pages in `[first, first + count)` that
+/// satisfy `member`, in order.
+fn for_each_run(
+    first: usize,
+    count: usize,
+    member: impl Fn(usize) -> bool,
+    mut visit: impl FnMut(usize, u64),
+) {
+    let mut run: Option<(usize, u64)> = None;
+    for page in first..first + count {
+        if member(page) {
+            run = Some(run.map_or((page, 1), |(start, n)| (start, n + 1)));
+        } else if let Some((start, n)) = run.take() {
+            visit(start, n);
+        }
+    }
+    if let Some((start, n)) = run {
+        visit(start, n);
     }
 }

@@ -471,6 +471,22 @@ impl Harness {
             })
             .sum();
         expected_events.extend(releases);
+        if to_shared {
+            // Converted frames become visible to the hypervisor: scrubbed, in runs, after
+            // their release.
+            let converting = |p: &Page| matches!(p, Page::Prepared(_) | Page::Free);
+            let mut run: Option<(usize, u64)> = None;
+            for page in first..first + count {
+                if converting(&self.pages[page]) {
+                    run = Some(run.map_or((page, 1), |(start, n)| (start, n + 1)));
+                } else if let Some((start, n)) = run.take() {
+                    expected_events.push(Event::Scrub(Self::pa(start), n));
+                }
+            }
+            if let Some((start, n)) = run {
+                expected_events.push(Event::Scrub(Self::pa(start), n));
+            }
+        }
         for page in &mut self.pages[first..first + count] {
             *page = match (*page, to_shared) {
                 (Page::Poisoned, _) => Page::Poisoned,

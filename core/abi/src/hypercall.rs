@@ -22,7 +22,34 @@ pub enum Call {
     /// RCX = length (at least [`MEASUREMENT_SIZE`]), in shared memory. Returns the number
     /// of bytes written.
     Measurement = 4,
+    /// Convert guest-physical ranges between private and shared, a bounded batch per
+    /// call. RBX = GPA of a list of [`ConvertRange`] entries in shared memory, RCX = the
+    /// number of entries (1 to [`CONVERT_MAX_ENTRIES`]), RDX = [`CONVERT_TO_SHARED`] or
+    /// [`CONVERT_TO_PRIVATE`], RSI = pages already done (0 at first). Returns the pages
+    /// done so far; the request is complete when that equals the list's total.
+    MemoryConvert = 5,
 }
+
+/// MEMORY_CONVERT direction: private to shared.
+pub const CONVERT_TO_SHARED: u64 = 1;
+/// MEMORY_CONVERT direction: shared to private.
+pub const CONVERT_TO_PRIVATE: u64 = 2;
+/// Most entries in one MEMORY_CONVERT list (one 4 KiB page of 16-byte entries).
+pub const CONVERT_MAX_ENTRIES: u64 = 256;
+/// Most pages one MEMORY_CONVERT call converts (2 MiB): a huge request never keeps the
+/// hypervisor from its other work for long.
+pub const CONVERT_MAX_PAGES_PER_CALL: u64 = 512;
+
+/// One MEMORY_CONVERT entry: `pages` 4 KiB pages from `gpa` (4 KiB aligned).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvertRange {
+    pub gpa: u64,
+    pub pages: u64,
+}
+
+/// Size of a [`ConvertRange`] in the list.
+pub const CONVERT_RANGE_SIZE: u64 = 16;
 
 /// Size of the launch digest MEASUREMENT writes: SHA-384.
 pub const MEASUREMENT_SIZE: u64 = 48;
@@ -35,13 +62,17 @@ pub const FEATURES: u64 = FEATURE_MEASUREMENT_SHA384;
 
 /// Largest CONSOLE_WRITE accepted in one call, in bytes.
 pub const CONSOLE_WRITE_MAX: u64 = 4096;
+/// Bytes of an accepted CONSOLE_WRITE sent per VM exit; longer writes drain over the
+/// following exits.
+pub const CONSOLE_DRAIN_PER_EXIT: u64 = 256;
 
 impl Call {
-    pub const ALL: [Call; 4] = [
+    pub const ALL: [Call; 5] = [
         Call::ConsoleWrite,
         Call::Exit,
         Call::Info,
         Call::Measurement,
+        Call::MemoryConvert,
     ];
 
     pub const fn from_raw(raw: u64) -> Option<Self> {
@@ -50,6 +81,7 @@ impl Call {
             2 => Some(Self::Exit),
             3 => Some(Self::Info),
             4 => Some(Self::Measurement),
+            5 => Some(Self::MemoryConvert),
             _ => None,
         }
     }
@@ -65,6 +97,7 @@ impl Call {
             Self::Exit => "exit",
             Self::Info => "info",
             Self::Measurement => "measurement",
+            Self::MemoryConvert => "memory_convert",
         }
     }
 
@@ -85,6 +118,9 @@ pub enum Error {
     NotShared = -3,
     /// The configuration does not allow this workload to make this call.
     Denied = -4,
+    /// The hypervisor still uses part of the range (a console write draining from it):
+    /// retry the same call later.
+    Busy = -5,
 }
 
 impl Error {
@@ -94,6 +130,7 @@ impl Error {
             -2 => Some(Self::InvalidArgument),
             -3 => Some(Self::NotShared),
             -4 => Some(Self::Denied),
+            -5 => Some(Self::Busy),
             _ => None,
         }
     }

@@ -4,9 +4,10 @@
 //! page and TDVMCALL later) into a [`Request`] and writes the [`Outcome`] back the way
 //! its transport says.
 
-mod console;
+pub(crate) mod console;
+mod convert;
 mod info;
-mod shared_buffer;
+pub(crate) mod shared_buffer;
 
 use crate::host::Host;
 use crate::mmu::{PteFormat, VendorMmu};
@@ -43,9 +44,12 @@ pub fn dispatch<F: PteFormat, V: VendorMmu>(
         Some(Call::ConsoleWrite) => console::write(vm, a0, a1, host),
         Some(Call::Info) => info::info(vm, a0, a1, host),
         Some(Call::Measurement) => info::measurement(vm, a0, a1, host),
+        Some(Call::MemoryConvert) => convert::convert(vm, request.args, host),
     };
     Outcome::Return(result.unwrap_or_else(Error::to_rax))
 }
 
+#[cfg(test)]
+mod convert_tests;
 #[cfg(test)]
 mod tests;

@@ -11,26 +11,42 @@ const PAGE: u64 = 4096;
 
 /// A validated buffer: host-physical start and length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct SharedBuffer {
+pub(crate) struct SharedBuffer {
     pa: u64,
     len: u64,
 }
 
 impl SharedBuffer {
-    /// `[gpa, gpa + len)` if it lies entirely inside one shared region.
+    /// `[gpa, gpa + len)` if it lies entirely inside one shared region, or inside
+    /// private memory that was converted to shared page by page.
     pub fn new<F: PteFormat, V: VendorMmu>(
         vm: &Vm<F, V>,
         gpa: u64,
         len: u64,
     ) -> Result<Self, Error> {
         let slot = vm.slot_containing(gpa, len).ok_or(Error::NotShared)?;
-        let Backing::Shared { host_base } = slot.backing else {
-            return Err(Error::NotShared);
-        };
-        Ok(Self {
-            pa: host_base + (gpa - slot.gpa),
-            len,
-        })
+        let offset = gpa - slot.gpa;
+        match &slot.backing {
+            Backing::Shared { host_base } => Ok(Self {
+                pa: host_base + offset,
+                len,
+            }),
+            // Conversion is in place: the frames are the object's, base + offset.
+            Backing::Private(object) if object.is_shared(offset, len) => Ok(Self {
+                pa: object.base() + offset,
+                len,
+            }),
+            Backing::Private(_) => Err(Error::NotShared),
+        }
+    }
+
+    /// The part `[offset, offset + len)` of the buffer (clamped to it).
+    pub fn slice(self, offset: u64, len: u64) -> Self {
+        let offset = offset.min(self.len);
+        Self {
+            pa: self.pa + offset,
+            len: len.min(self.len - offset),
+        }
     }
 
     /// Visit the buffer as the frame-bounded pieces `(pa of the frame, range in it)`.

@@ -18,8 +18,8 @@ pub enum QueryError {
 /// Make `call` with the staging page as its buffer and copy out `N` bytes.
 fn query<const N: usize>(call: Call) -> Result<[u8; N], QueryError> {
     let gpa = staging::gpa().ok_or(QueryError::NoSharedMemory)?;
-    hypercall(call, [gpa, N as u64, 0, 0]).map_err(QueryError::Hypervisor)?;
     let page = staging::page().ok_or(QueryError::NoSharedMemory)?;
+    hypercall(call, [gpa, N as u64, 0, 0]).map_err(QueryError::Hypervisor)?;
     let mut out = [0u8; N];
     out.copy_from_slice(&page[..N]);
     Ok(out)

@@ -16,6 +16,7 @@
 pub mod console;
 pub mod hypercall;
 pub mod info;
+pub mod memory;
 mod staging;
 pub mod start;
 

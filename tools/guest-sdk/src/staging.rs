@@ -2,7 +2,8 @@
 //! every hypercall buffer passes (the hypervisor reads and writes only shared memory).
 //! Workloads must not use that page themselves.
 
-use cloister_abi::{BootInfo, PAGE_SIZE};
+use crate::hypercall::hypercall;
+use cloister_abi::{BootInfo, Call, Error, PAGE_SIZE};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 static STAGING_GPA: AtomicU64 = AtomicU64::new(0);
@@ -21,10 +22,15 @@ pub(crate) fn gpa() -> Option<u64> {
     }
 }
 
-/// The staging page, for one call at a time.
+/// The staging page, for one call at a time. Waits until no console write is still
+/// draining from it: the hypervisor reads a long write over several exits.
 pub(crate) fn page() -> Option<&'static mut [u8; PAGE_SIZE as usize]> {
+    let gpa = gpa()?;
+    // An empty write answers BUSY while an earlier one drains; each try is an exit,
+    // and every exit drains more.
+    while hypercall(Call::ConsoleWrite, [gpa, 0, 0, 0]) == Err(Ok(Error::Busy)) {}
     // SAFETY: the page is identity mapped shared memory reserved for the SDK; workloads
     // are single-threaded and the SDK never holds two references at once (each user
     // takes it, makes one hypercall, and drops it).
-    gpa().map(|gpa| unsafe { &mut *(gpa as *mut [u8; PAGE_SIZE as usize]) })
+    Some(unsafe { &mut *(gpa as *mut [u8; PAGE_SIZE as usize]) })
 }

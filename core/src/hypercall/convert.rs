@@ -1,0 +1,123 @@
+//! MEMORY_CONVERT: private/shared conversion of a list of ranges, a bounded batch per
+//! call. The list is copied out of shared memory and validated whole before anything
+//! changes, on every call; the workload may rewrite it meanwhile without effect.
+
+use super::shared_buffer::SharedBuffer;
+use crate::host::Host;
+use crate::mmu::{PteFormat, VendorMmu};
+use crate::vm::{ConvertError, Vm};
+use cloister_abi::hypercall::{
+    CONVERT_MAX_ENTRIES, CONVERT_MAX_PAGES_PER_CALL, CONVERT_RANGE_SIZE, CONVERT_TO_PRIVATE,
+    CONVERT_TO_SHARED,
+};
+use cloister_abi::{Error, MemoryKind};
+
+const PAGE: u64 = 4096;
+type Ranges = heapless::Vec<(u64, u64), { CONVERT_MAX_ENTRIES as usize }>;
+
+pub(super) fn convert<F: PteFormat, V: VendorMmu>(
+    vm: &mut Vm<F, V>,
+    args: [u64; 4],
+    host: &mut impl Host,
+) -> Result<u64, Error> {
+    let [list_gpa, entries, direction, resume] = args;
+    let to = match direction {
+        CONVERT_TO_SHARED => MemoryKind::Shared,
+        CONVERT_TO_PRIVATE => MemoryKind::Private,
+        _ => return Err(Error::InvalidArgument),
+    };
+    if entries == 0 || entries > CONVERT_MAX_ENTRIES {
+        return Err(Error::InvalidArgument);
+    }
+    let ranges = read_list(vm, list_gpa, entries, host)?;
+    let total = validate(vm, &ranges)?;
+    if resume > total {
+        return Err(Error::InvalidArgument);
+    }
+    let mut done = resume;
+    let mut budget = CONVERT_MAX_PAGES_PER_CALL;
+    let mut skip = resume;
+    for (gpa, pages) in merged(&ranges) {
+        if skip >= pages {
+            skip -= pages;
+            continue;
+        }
+        let start = gpa + skip * PAGE;
+        let n = (pages - skip).min(budget);
+        skip = 0;
+        vm.convert(start, n * PAGE, to, host).map_err(|e| match e {
+            ConvertError::Busy => Error::Busy,
+            ConvertError::NotConvertible | ConvertError::Private(_) => Error::InvalidArgument,
+        })?;
+        done += n;
+        budget -= n;
+        if budget == 0 {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// The list, copied out of shared memory once.
+fn read_list<F: PteFormat, V: VendorMmu>(
+    vm: &Vm<F, V>,
+    gpa: u64,
+    entries: u64,
+    host: &mut impl Host,
+) -> Result<Ranges, Error> {
+    let buffer = SharedBuffer::new(vm, gpa, entries * CONVERT_RANGE_SIZE)?;
+    let mut bytes = [0u8; (CONVERT_MAX_ENTRIES * CONVERT_RANGE_SIZE) as usize];
+    let mut filled = 0;
+    buffer.read(host, |_, chunk| {
+        bytes[filled..filled + chunk.len()].copy_from_slice(chunk);
+        filled += chunk.len();
+    });
+    let mut ranges = Ranges::new();
+    for entry in bytes[..filled].chunks_exact(CONVERT_RANGE_SIZE as usize) {
+        let word = |i: usize| u64::from_le_bytes(entry[i..i + 8].try_into().unwrap_or([0; 8]));
+        let _ = ranges.push((word(0), word(8)));
+    }
+    Ok(ranges)
+}
+
+/// Every entry aligned, non-empty, not wrapping, inside one private slot, and no two
+/// overlapping. Returns the total number of pages.
+fn validate<F: PteFormat, V: VendorMmu>(vm: &Vm<F, V>, ranges: &Ranges) -> Result<u64, Error> {
+    let mut total = 0u64;
+    for &(gpa, pages) in ranges {
+        let len = pages
+            .checked_mul(PAGE)
+            .filter(|_| pages > 0)
+            .ok_or(Error::InvalidArgument)?;
+        if !gpa.is_multiple_of(PAGE)
+            || gpa.checked_add(len).is_none()
+            || !vm.is_private_range(gpa, len)
+        {
+            return Err(Error::InvalidArgument);
+        }
+        total += pages;
+    }
+    let mut sorted = ranges.clone();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|w| w[0].0 + w[0].1 * PAGE > w[1].0) {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(total)
+}
+
+/// The ranges in list order, each run of contiguous entries merged into one.
+fn merged(ranges: &Ranges) -> impl Iterator<Item = (u64, u64)> + '_ {
+    let mut i = 0;
+    core::iter::from_fn(move || {
+        let &(gpa, mut pages) = ranges.get(i)?;
+        i += 1;
+        while let Some(&(next, more)) = ranges.get(i) {
+            if next != gpa + pages * PAGE {
+                break;
+            }
+            pages += more;
+            i += 1;
+        }
+        Some((gpa, pages))
+    })
+}
