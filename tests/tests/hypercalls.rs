@@ -64,3 +64,24 @@ fn the_measurement_is_identical_across_runs_and_changes_with_the_image() {
     let variant = digest(&run("tests/configs/measure-variant.toml"));
     assert_ne!(first, variant, "one byte of the image differs");
 }
+
+#[test]
+fn conv_07_conv_06_sixteen_mib_converted_both_ways_in_batches_with_the_data_rules() {
+    let result = run("tests/configs/convert.toml");
+    let context = describe(&result);
+    for line in [
+        "convert: 16 MiB converted to shared: ok",
+        "convert: to-shared took 8 calls",
+        "convert: converted pages read as zero (scrubbed): ok",
+        "convert: console output from converted memory",
+        "convert: BUSY while the console drains, then converted: ok",
+        "convert: 16 MiB converted back to private: ok",
+        "convert: private again: reads zero on touch: ok",
+        "convert: console write from private memory refused: ok",
+        "convert: 0 failed",
+    ] {
+        assert!(result.console.contains(line), "missing {line:?}\n{context}");
+    }
+    // The 4 KiB write drained over several exits and arrived whole.
+    assert!(result.console.contains(&".".repeat(4095)), "{context}");
+}

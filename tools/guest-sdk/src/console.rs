@@ -2,7 +2,7 @@
 
 use crate::hypercall::hypercall;
 use crate::staging;
-use cloister_abi::{Call, PAGE_SIZE};
+use cloister_abi::{Call, Error, PAGE_SIZE};
 use core::fmt::Write;
 
 /// Write `bytes` to the console; silently dropped when the workload has no shared memory
@@ -13,7 +13,17 @@ pub fn write_bytes(bytes: &[u8]) {
             return;
         };
         page[..chunk.len()].copy_from_slice(chunk);
-        let _ = hypercall(Call::ConsoleWrite, [gpa, chunk.len() as u64, 0, 0]);
+        let len = chunk.len() as u64;
+        // BUSY: a write the workload made from elsewhere is still draining; each retry
+        // is an exit that drains more of it.
+        loop {
+            match hypercall(Call::ConsoleWrite, [gpa, len, 0, 0]) {
+                Err(Ok(Error::Busy)) => continue,
+                Ok(_) => staging::console_write_accepted(len),
+                Err(_) => {}
+            }
+            break;
+        }
     }
 }
 

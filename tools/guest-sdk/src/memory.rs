@@ -51,12 +51,18 @@ fn convert(ranges: &[ConvertRange], direction: u64) -> Result<ConvertStats, Conv
         // The list goes into the staging page for every call: a console write in between
         // may have used the page.
         let page = staging::page().ok_or(ConvertError::NoSharedMemory)?;
-        for (entry, range) in page.chunks_exact_mut(CONVERT_RANGE_SIZE as usize).zip(ranges) {
+        for (entry, range) in page
+            .chunks_exact_mut(CONVERT_RANGE_SIZE as usize)
+            .zip(ranges)
+        {
             entry[..8].copy_from_slice(&range.gpa.to_le_bytes());
             entry[8..].copy_from_slice(&range.pages.to_le_bytes());
         }
         stats.calls += 1;
-        match hypercall(Call::MemoryConvert, [gpa, ranges.len() as u64, direction, done]) {
+        match hypercall(
+            Call::MemoryConvert,
+            [gpa, ranges.len() as u64, direction, done],
+        ) {
             Ok(progress) => done = progress,
             Err(Ok(Error::Busy)) => stats.busy += 1,
             Err(error) => return Err(ConvertError::Hypervisor(error)),

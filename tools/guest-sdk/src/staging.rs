@@ -3,8 +3,9 @@
 //! Workloads must not use that page themselves.
 
 use crate::hypercall::hypercall;
+use cloister_abi::hypercall::CONSOLE_DRAIN_PER_EXIT;
 use cloister_abi::{BootInfo, Call, Error, PAGE_SIZE};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static STAGING_GPA: AtomicU64 = AtomicU64::new(0);
 
@@ -22,13 +23,26 @@ pub(crate) fn gpa() -> Option<u64> {
     }
 }
 
-/// The staging page, for one call at a time. Waits until no console write is still
-/// draining from it: the hypervisor reads a long write over several exits.
+/// Set while a console write from the staging page may still be draining.
+static IN_FLIGHT: AtomicBool = AtomicBool::new(false);
+
+/// Note that a console write of `len` bytes from the staging page was accepted: writes
+/// longer than one exit's drain budget are still being read by the hypervisor.
+pub(crate) fn console_write_accepted(len: u64) {
+    if len > CONSOLE_DRAIN_PER_EXIT {
+        IN_FLIGHT.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The staging page, for one call at a time. If a long console write from it may still
+/// be draining, waits until the console is idle first.
 pub(crate) fn page() -> Option<&'static mut [u8; PAGE_SIZE as usize]> {
     let gpa = gpa()?;
-    // An empty write answers BUSY while an earlier one drains; each try is an exit,
-    // and every exit drains more.
-    while hypercall(Call::ConsoleWrite, [gpa, 0, 0, 0]) == Err(Ok(Error::Busy)) {}
+    if IN_FLIGHT.swap(false, Ordering::Relaxed) {
+        // An empty write answers BUSY while an earlier one drains; each try is an exit,
+        // and every exit drains more.
+        while hypercall(Call::ConsoleWrite, [gpa, 0, 0, 0]) == Err(Ok(Error::Busy)) {}
+    }
     // SAFETY: the page is identity mapped shared memory reserved for the SDK; workloads
     // are single-threaded and the SDK never holds two references at once (each user
     // takes it, makes one hypercall, and drops it).
