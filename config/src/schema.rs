@@ -23,6 +23,18 @@ pub enum Backend {
     Tdx,
 }
 
+impl Backend {
+    /// As the configuration spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Svm => "svm",
+            Self::Sev => "sev",
+            Self::SevSnp => "sev-snp",
+            Self::Tdx => "tdx",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {

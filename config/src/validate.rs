@@ -27,15 +27,6 @@ pub fn validate(config: &Config) -> Vec<Diagnostic> {
     out
 }
 
-fn backend_name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Svm => "svm",
-        Backend::Sev => "sev",
-        Backend::SevSnp => "sev-snp",
-        Backend::Tdx => "tdx",
-    }
-}
-
 fn check_hypervisor(config: &Config, out: &mut Vec<Diagnostic>) {
     let h = &config.hypervisor;
     let Some((_, backends)) = BOARDS.iter().find(|(name, _)| *name == h.board) else {
@@ -52,14 +43,14 @@ fn check_hypervisor(config: &Config, out: &mut Vec<Diagnostic>) {
         return;
     };
     if !backends.contains(&h.backend) {
-        let runnable: Vec<&str> = backends.iter().map(|b| backend_name(*b)).collect();
+        let runnable: Vec<&str> = backends.iter().map(|b| b.as_str()).collect();
         out.push(
             Diagnostic::new(
                 key_path!["hypervisor", "backend"],
                 format!(
                     "board \"{}\" cannot run backend \"{}\" in this build",
                     h.board,
-                    backend_name(h.backend)
+                    h.backend.as_str()
                 ),
             )
             .hint(format!("backends this board runs: {}", runnable.join(", "))),

@@ -71,6 +71,18 @@ pub fn boot_with(image: &BuiltImage, options: RunOptions) -> RunResult {
         .unwrap_or_else(|e| panic!("booting {}: {e}", image.elf_path.display()))
 }
 
+/// Boot the prebuilt image of `config` (microvm, PVH) and require a clean exit.
+pub fn run_to_clean_exit(config: &str) -> RunResult {
+    let result = boot(&image(config), Machine::Microvm, BootProtocol::Pvh);
+    assert_eq!(
+        result.outcome,
+        cloister_runner::Outcome::WorkloadExited(0),
+        "{}",
+        describe(&result)
+    );
+    result
+}
+
 /// Everything about a run, for assertion messages.
 pub fn describe(result: &RunResult) -> String {
     let mut text = format!(

@@ -1,19 +1,8 @@
 //! Demand pinning in QEMU: private pages are prepared at first touch and read as zero,
 //! and launch prepares the same frames whatever the size of private memory.
 
-use cloister_runner::{BootProtocol, Machine, Outcome, RunResult};
-use cloister_tests::harness::{boot, describe, image};
-
-fn run(config: &str) -> RunResult {
-    let result = boot(&image(config), Machine::Microvm, BootProtocol::Pvh);
-    assert_eq!(
-        result.outcome,
-        Outcome::WorkloadExited(0),
-        "{}",
-        describe(&result)
-    );
-    result
-}
+use cloister_runner::RunResult;
+use cloister_tests::harness::{describe, run_to_clean_exit};
 
 /// A counter from the `cloister: memory: ...` line the hypervisor prints before the
 /// summary.
@@ -31,7 +20,7 @@ fn memory_counter(result: &RunResult, name: &str) -> u64 {
 
 #[test]
 fn pool_06_a_workload_touching_64_mib_takes_demand_faults_and_reads_zeros() {
-    let result = run("tests/configs/touch-64m.toml");
+    let result = run_to_clean_exit("tests/configs/touch-64m.toml");
     let context = describe(&result);
     assert!(
         result.console.contains(
@@ -50,8 +39,8 @@ fn pool_06_a_workload_touching_64_mib_takes_demand_faults_and_reads_zeros() {
 
 #[test]
 fn pin_08_launch_prepares_the_same_frames_for_64_mib_and_1_gib() {
-    let small = run("tests/configs/launch-64m.toml");
-    let large = run("tests/configs/launch-1g.toml");
+    let small = run_to_clean_exit("tests/configs/launch-64m.toml");
+    let large = run_to_clean_exit("tests/configs/launch-1g.toml");
     let (a, b) = (
         memory_counter(&small, "launch_prepared"),
         memory_counter(&large, "launch_prepared"),
@@ -67,7 +56,7 @@ fn pin_08_launch_prepares_the_same_frames_for_64_mib_and_1_gib() {
 
 #[test]
 fn upfront_pinning_prepares_every_private_frame_at_launch() {
-    let result = run("tests/configs/launch-64m-upfront.toml");
+    let result = run_to_clean_exit("tests/configs/launch-64m-upfront.toml");
     assert_eq!(
         memory_counter(&result, "launch_prepared"),
         (64 << 20) / 4096

@@ -1,19 +1,8 @@
 //! The hypercall ABI on the real image: errors as documented, INFO, and a launch
 //! measurement that is repeatable and covers the image.
 
-use cloister_runner::{BootProtocol, Machine, Outcome, RunResult};
-use cloister_tests::harness::{boot, describe, image};
-
-fn run(config: &str) -> RunResult {
-    let result = boot(&image(config), Machine::Microvm, BootProtocol::Pvh);
-    assert_eq!(
-        result.outcome,
-        Outcome::WorkloadExited(0),
-        "{}",
-        describe(&result)
-    );
-    result
-}
+use cloister_runner::RunResult;
+use cloister_tests::harness::{describe, run_to_clean_exit};
 
 /// The hex digest the `measure` workload printed.
 fn digest(result: &RunResult) -> String {
@@ -29,7 +18,7 @@ fn digest(result: &RunResult) -> String {
 
 #[test]
 fn abi_03_bad_calls_get_their_documented_errors() {
-    let result = run("tests/configs/hypercall-errors.toml");
+    let result = run_to_clean_exit("tests/configs/hypercall-errors.toml");
     let context = describe(&result);
     for case in [
         "console_write from private memory: -3 (as documented)",
@@ -46,7 +35,7 @@ fn abi_03_bad_calls_get_their_documented_errors() {
 
 #[test]
 fn info_reports_the_abi_version_and_features() {
-    let result = run("tests/configs/measure.toml");
+    let result = run_to_clean_exit("tests/configs/measure.toml");
     assert!(
         result
             .console
@@ -58,16 +47,16 @@ fn info_reports_the_abi_version_and_features() {
 
 #[test]
 fn the_measurement_is_identical_across_runs_and_changes_with_the_image() {
-    let first = digest(&run("tests/configs/measure.toml"));
-    let second = digest(&run("tests/configs/measure.toml"));
+    let first = digest(&run_to_clean_exit("tests/configs/measure.toml"));
+    let second = digest(&run_to_clean_exit("tests/configs/measure.toml"));
     assert_eq!(first, second, "same image, same configuration");
-    let variant = digest(&run("tests/configs/measure-variant.toml"));
+    let variant = digest(&run_to_clean_exit("tests/configs/measure-variant.toml"));
     assert_ne!(first, variant, "one byte of the image differs");
 }
 
 #[test]
 fn conv_07_conv_06_sixteen_mib_converted_both_ways_in_batches_with_the_data_rules() {
-    let result = run("tests/configs/convert.toml");
+    let result = run_to_clean_exit("tests/configs/convert.toml");
     let context = describe(&result);
     for line in [
         "convert: 16 MiB converted to shared: ok",
