@@ -8,14 +8,18 @@ use cloister_privmem::{FRAME_SIZE, FrameHooks, PrivMemError, Unmapper};
 pub(crate) struct FrameOps<'a, H: Host, V: VendorMmu> {
     pub host: &'a mut H,
     pub vendor: &'a mut V,
+    /// Host ticks spent scrubbing, accumulated for the benchmarks.
+    pub scrub_ticks: &'a mut u64,
 }
 
 impl<H: Host, V: VendorMmu> FrameHooks for FrameOps<'_, H, V> {
     fn scrub(&mut self, pa: u64, frames: u64) {
+        let start = self.host.ticks();
         for i in 0..frames {
             self.host
                 .with_frame(pa + i * FRAME_SIZE, |frame| frame.fill(0));
         }
+        *self.scrub_ticks += self.host.ticks().wrapping_sub(start);
     }
 
     fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), PrivMemError> {

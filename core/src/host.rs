@@ -19,4 +19,6 @@ pub trait Host: TableMemory {
     fn console_write(&mut self, bytes: &[u8]);
     /// The host CPU's CPUID, the base the workload's view is filtered from.
     fn cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult;
+    /// A monotonic cycle counter, for the counters the benchmarks read.
+    fn ticks(&self) -> u64;
 }

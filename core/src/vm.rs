@@ -59,6 +59,8 @@ pub struct Stats {
     pub huge_maps: u64,
     /// Leaves removed by zaps.
     pub zapped: u64,
+    /// Host ticks spent scrubbing frames (benchmarks subtract it from fault costs).
+    pub scrub_ticks: u64,
 }
 
 pub struct Vm<F: PteFormat, V: VendorMmu> {
@@ -75,6 +77,8 @@ pub struct Vm<F: PteFormat, V: VendorMmu> {
     /// Guest-physical ranges the hypervisor still reads after the call that named them.
     pub(crate) host_refs: HostRefs,
     pub(crate) console_pending: Option<hypercall::console::PendingWrite>,
+    /// Answer the benchmark-only calls (`cloister_abi::hypercall::bench`).
+    pub(crate) bench_hooks: bool,
 }
 
 /// Shared ranges the hypervisor holds on to across exits (a console write still
@@ -216,6 +220,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             measurement: LaunchMeasurement::new(spec),
             host_refs: HostRefs::default(),
             console_pending: None,
+            bench_hooks: false,
         })
     }
 
@@ -232,6 +237,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                     frames: FrameOps {
                         host: &mut *host,
                         vendor: &mut self.vendor,
+                        scrub_ticks: &mut self.stats.scrub_ticks,
                     },
                     npt: &mut self.npt,
                     slot_gpa: gpa,
@@ -277,6 +283,16 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             .sum()
     }
 
+    /// Answer the benchmark-only calls; only for images built for `cargo xtask bench`.
+    pub fn enable_bench_hooks(&mut self) {
+        self.bench_hooks = true;
+    }
+
+    /// Nested page-table pages held.
+    pub fn table_pages(&self) -> u64 {
+        self.npt.table_pages()
+    }
+
     /// Bytes of per-page private memory metadata.
     pub fn metadata_bytes(&self) -> usize {
         self.private_objects()
@@ -301,7 +317,9 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                 hypercall::console::drain(self, host, u64::MAX);
                 return stop;
             }
-            hypercall::console::drain(self, host, CONSOLE_DRAIN_PER_EXIT);
+            if self.console_pending.is_some() {
+                hypercall::console::drain(self, host, CONSOLE_DRAIN_PER_EXIT);
+            }
         }
     }
 
@@ -322,11 +340,13 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                         rip,
                     });
                 }
-                match self.fault_in(gpa, host) {
+                match self.back_and_map(gpa, host) {
                     Ok(populated) => {
                         self.stats.fault_prepared += populated.prepared;
                         None
                     }
+                    // A spurious fault: the page is mapped (nothing to do but resume).
+                    Err(FaultError::Mmu(MmuError::AlreadyMapped { .. })) => None,
                     Err(e) => Some(e.into_stop(gpa, access, rip)),
                 }
             }
@@ -409,31 +429,42 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         Ok(populated.pa)
     }
 
-    /// The host frame backing the 4 KiB page at `gpa`, mapping it on first use. Private
-    /// pages come from the slot's private memory object (prepared on first touch,
-    /// the same frame after a zap); shared memory is mapped one-to-one. 2 MiB leaves
-    /// are used where the slot prefers them, the block lies inside the slot and, for
-    /// private memory, the object's block is uniformly free or prepared.
+    /// The host frame backing the 4 KiB page at `gpa`, mapping it if it is not mapped.
     pub(crate) fn fault_in(
         &mut self,
         gpa: u64,
         host: &mut impl Host,
     ) -> Result<Populated, FaultError> {
-        // The 4-level table translates 48 bits; a wider GPA would alias a low mapping.
-        if gpa >> GPA_BITS != 0 {
-            return Err(FaultError::Outside);
-        }
-        let page = gpa & !(PAGE - 1);
-        if let Some(mapping) = self.npt.lookup(host, page) {
+        if gpa >> GPA_BITS == 0
+            && let Some(mapping) = self.npt.lookup(host, gpa)
+        {
             return Ok(Populated {
                 pa: mapping.pa & !(PAGE - 1),
                 prepared: 0,
             });
         }
+        self.back_and_map(gpa, host)
+    }
+
+    /// Back and map the 4 KiB page at `gpa`, which is not mapped (a not-present nested
+    /// fault says so; other callers look it up first). Private
+    /// pages come from the slot's private memory object (prepared on first touch,
+    /// the same frame after a zap); shared memory is mapped one-to-one. 2 MiB leaves
+    /// are used where the slot prefers them, the block lies inside the slot and, for
+    /// private memory, the object's block is uniformly free or prepared.
+    fn back_and_map(&mut self, gpa: u64, host: &mut impl Host) -> Result<Populated, FaultError> {
+        // The 4-level table translates 48 bits; a wider GPA would alias a low mapping.
+        if gpa >> GPA_BITS != 0 {
+            return Err(FaultError::Outside);
+        }
+        let page = gpa & !(PAGE - 1);
         let slot = self.slots.iter_mut().find(|s| s.contains(page, PAGE));
         let slot = slot.ok_or(FaultError::Outside)?;
         let block = page & !(HUGE - 1);
-        let huge_fits = slot.contains(block, HUGE)
+        // Only slots that can take 2 MiB leaves pay for the vacancy walk.
+        let huge_candidate = slot.huge || matches!(slot.backing, Backing::Shared { .. });
+        let huge_fits = huge_candidate
+            && slot.contains(block, HUGE)
             && (block - slot.gpa).is_multiple_of(HUGE)
             && self.npt.is_vacant(host, block, PageSize::Size2M);
         let (map_gpa, pa, size, pinned, fresh) = match &mut slot.backing {
@@ -441,6 +472,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                 let mut ops = FrameOps {
                     host: &mut *host,
                     vendor: &mut self.vendor,
+                    scrub_ticks: &mut self.stats.scrub_ticks,
                 };
                 let huge = if slot.huge && huge_fits {
                     object
@@ -530,6 +562,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             frames: FrameOps {
                 host: &mut *host,
                 vendor: &mut self.vendor,
+                scrub_ticks: &mut self.stats.scrub_ticks,
             },
             npt: &mut self.npt,
             slot_gpa,
@@ -605,6 +638,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                     frames: FrameOps {
                         host: &mut *host,
                         vendor: &mut self.vendor,
+                        scrub_ticks: &mut self.stats.scrub_ticks,
                     },
                     npt: &mut self.npt,
                     slot_gpa,
@@ -630,6 +664,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             let mut ops = FrameOps {
                 host: &mut *host,
                 vendor: &mut self.vendor,
+                scrub_ticks: &mut self.stats.scrub_ticks,
             };
             let mut offset = 0;
             while offset < slot.size {

@@ -21,6 +21,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CLOISTER_CONFIG");
     println!("cargo:rerun-if-env-changed=CLOISTER_WORKLOAD_ELF");
     println!("cargo:rerun-if-env-changed=CLOISTER_SELFTEST");
+    println!("cargo:rerun-if-env-changed=CLOISTER_BENCH_HOOKS");
+    // Benchmark images answer the bench-only calls (cloister_abi::hypercall::bench).
+    let bench_hooks = std::env::var("CLOISTER_BENCH_HOOKS").is_ok_and(|v| v == "1");
     let selftest = std::env::var("CLOISTER_SELFTEST").unwrap_or_default();
     if !selftest.is_empty() && !SELFTESTS.contains(&selftest.as_str()) {
         fail(&format!(
@@ -50,6 +53,7 @@ fn main() {
     }
     let mut code = cloister_config::generate(&config, &layout, &workload);
     code.push_str(&format!("pub const SELFTEST: &str = {selftest:?};\n"));
+    code.push_str(&format!("pub const BENCH_HOOKS: bool = {bench_hooks};\n"));
     std::fs::write(out.join("config.rs"), code).unwrap();
 
     let script = manifest.join("link.ld");

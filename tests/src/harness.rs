@@ -40,6 +40,7 @@ pub fn selftest_image(config: &str, selftest: Selftest) -> BuiltImage {
         config,
         &BuildOptions {
             selftest: Some(selftest),
+            ..BuildOptions::default()
         },
     )
 }

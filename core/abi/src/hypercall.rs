@@ -30,6 +30,13 @@ pub enum Call {
     MemoryConvert = 5,
 }
 
+/// Calls only images built for benchmarks answer (`cargo xtask bench`); every other
+/// image returns UNKNOWN_CALL. Not part of the ABI.
+pub mod bench {
+    /// Zap every private mapping (frames stay prepared), so the next touches refault.
+    pub const ZAP_PRIVATE: u64 = 0xbe00_0001;
+}
+
 /// MEMORY_CONVERT direction: private to shared.
 pub const CONVERT_TO_SHARED: u64 = 1;
 /// MEMORY_CONVERT direction: shared to private.

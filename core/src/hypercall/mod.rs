@@ -37,6 +37,10 @@ pub fn dispatch<F: PteFormat, V: VendorMmu>(
     host: &mut impl Host,
 ) -> Outcome {
     let [a0, a1, ..] = request.args;
+    if vm.bench_hooks && request.number == cloister_abi::hypercall::bench::ZAP_PRIVATE {
+        let zapped = vm.zap(0, u64::MAX, crate::mmu::Scope::Private, host);
+        return Outcome::Return(zapped);
+    }
     let result = match Call::from_raw(request.number) {
         None => Err(Error::UnknownCall),
         Some(call) if vm.allowed_calls & call.mask() == 0 => Err(Error::Denied),

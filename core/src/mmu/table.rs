@@ -41,6 +41,8 @@ pub struct Mapping {
 
 pub struct SecondLevelTable<F: PteFormat> {
     root: u64,
+    /// Table pages held, the root included.
+    pages: u64,
     format: PhantomData<F>,
 }
 
@@ -53,6 +55,7 @@ impl<F: PteFormat> SecondLevelTable<F> {
         let root = mem.alloc_table().ok_or(MmuError::OutOfTables)?;
         Ok(Self {
             root,
+            pages: 1,
             format: PhantomData,
         })
     }
@@ -74,6 +77,11 @@ impl<F: PteFormat> SecondLevelTable<F> {
         }
         mem.table(table).fill(0);
         mem.free_table(table);
+    }
+
+    /// Table pages this table holds, the root included.
+    pub fn table_pages(&self) -> u64 {
+        self.pages
     }
 
     /// Physical address of the top-level table (what the CPU is pointed at).
@@ -165,6 +173,7 @@ impl<F: PteFormat> SecondLevelTable<F> {
                 return Err(MmuError::Frozen);
             } else if !F::is_present(pte) {
                 let next = mem.alloc_table().ok_or(MmuError::OutOfTables)?;
+                self.pages += 1;
                 mem.table(table)[slot] = F::table(next);
                 next
             } else if F::is_huge(pte) {

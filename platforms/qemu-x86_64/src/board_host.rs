@@ -57,6 +57,11 @@ impl Host for BoardHost {
         cloister_x86::console::write_bytes(bytes);
     }
 
+    fn ticks(&self) -> u64 {
+        // SAFETY: RDTSC only reads the time-stamp counter.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+
     fn cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult {
         let r = __cpuid_count(leaf, subleaf);
         CpuidResult {

@@ -6,8 +6,9 @@
 //! Only link this crate into `#![no_std]` images: in a hosted program these symbols
 //! would collide with libc's.
 //!
-//! Copies and fills use `rep movsb`/`rep stosb` (fast on every CPU with ERMSB, and QEMU
-//! executes each as one instruction); the compare loop reads through `read_volatile` so
+//! Copies and fills use `rep movsq`/`rep stosq` for the bulk and the byte forms for the
+//! tail (QEMU's instruction counting counts each repetition, so 8 bytes per step is 8
+//! times cheaper to measure, and as fast as ERMSB on hardware); the compare loop reads through `read_volatile` so
 //! LLVM cannot recognise it as a `memcmp` idiom and make the function call itself.
 #![no_std]
 
@@ -17,10 +18,13 @@ use core::arch::asm;
 /// `dest` and `src` must be valid for `n` bytes and must not overlap.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees both ranges are valid and disjoint; `rep movsb` copies
-    // forwards, which is correct for disjoint ranges. DF is clear per the SysV ABI.
+    // SAFETY: the caller guarantees both ranges are valid and disjoint; the string
+    // instructions copy forwards, which is correct for disjoint ranges: the bulk 8 bytes
+    // at a time, then the tail. DF is clear per the SysV ABI.
     unsafe {
-        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dest => _, inout("rsi") src => _,
+        asm!("rep movsq", "mov rcx, {tail}", "rep movsb",
+             tail = in(reg) n % 8,
+             inout("rcx") n / 8 => _, inout("rdi") dest => _, inout("rsi") src => _,
              options(nostack, preserves_flags));
     }
     dest
@@ -51,9 +55,13 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mu
 /// `dest` must be valid for `n` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memset(dest: *mut u8, value: i32, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees `dest` is valid for `n` bytes.
+    let pattern = u64::from(value as u8) * 0x0101_0101_0101_0101;
+    // SAFETY: the caller guarantees `dest` is valid for `n` bytes: the bulk is stored 8
+    // bytes at a time, then the tail. DF is clear per the SysV ABI.
     unsafe {
-        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dest => _, in("al") value as u8,
+        asm!("rep stosq", "mov rcx, {tail}", "rep stosb",
+             tail = in(reg) n % 8,
+             inout("rcx") n / 8 => _, inout("rdi") dest => _, in("rax") pattern,
              options(nostack, preserves_flags));
     }
     dest

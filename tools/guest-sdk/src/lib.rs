@@ -19,6 +19,7 @@ pub mod info;
 pub mod memory;
 mod staging;
 pub mod start;
+pub mod time;
 
 pub use cloister_abi as abi;
 pub use cloister_abi::BootInfo;

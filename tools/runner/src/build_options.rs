@@ -40,16 +40,30 @@ impl fmt::Display for Selftest {
 pub struct BuildOptions {
     /// Build a selftest image, kept apart from the configuration's normal image.
     pub selftest: Option<Selftest>,
+    /// Build a benchmark image: it answers the bench-only calls
+    /// (`cloister_abi::hypercall::bench`); named `<stem>-bench`.
+    pub bench_hooks: bool,
 }
 
 impl BuildOptions {
     /// The image's name: the configuration's file stem, plus `-selftest-<name>` for a
     /// selftest image, so the two never overwrite each other.
     pub(crate) fn image_name(&self, config_stem: &str) -> String {
-        match self.selftest {
+        let name = match self.selftest {
             None => config_stem.to_owned(),
             Some(selftest) => format!("{config_stem}-selftest-{selftest}"),
+        };
+        if self.bench_hooks {
+            format!("{name}-bench")
+        } else {
+            name
         }
+    }
+
+    /// CLOISTER_BENCH_HOOKS for the board's build script: always set, for the same
+    /// reason as CLOISTER_SELFTEST.
+    pub(crate) fn bench_hooks_env(&self) -> &'static str {
+        if self.bench_hooks { "1" } else { "" }
     }
 
     /// The board's `CLOISTER_SELFTEST`: always set, empty for none, so a value left in
@@ -68,6 +82,7 @@ mod tests {
         assert_eq!(BuildOptions::default().image_name("default"), "default");
         let page_fault = BuildOptions {
             selftest: Some(Selftest::PageFault),
+            ..BuildOptions::default()
         };
         assert_eq!(
             page_fault.image_name("default"),
@@ -75,10 +90,12 @@ mod tests {
         );
         let panic = BuildOptions {
             selftest: Some(Selftest::Panic),
+            ..BuildOptions::default()
         };
         assert_eq!(panic.image_name("default"), "default-selftest-panic");
         let read_private = BuildOptions {
             selftest: Some(Selftest::ReadPrivate),
+            ..BuildOptions::default()
         };
         assert_eq!(
             read_private.image_name("default"),
@@ -93,6 +110,7 @@ mod tests {
             .iter()
             .map(|&selftest| BuildOptions {
                 selftest: Some(selftest),
+                ..BuildOptions::default()
             })
             .map(|options| options.selftest_env())
             .collect();

@@ -56,6 +56,10 @@ pub fn build_image_with(
         ("CLOISTER_CONFIG", OsString::from(&config_path)),
         ("CLOISTER_WORKLOAD_ELF", OsString::from(&workload)),
         ("CLOISTER_SELFTEST", OsString::from(options.selftest_env())),
+        (
+            "CLOISTER_BENCH_HOOKS",
+            OsString::from(options.bench_hooks_env()),
+        ),
         // defmt filters at compile time, so the configured level is a build input.
         (
             "DEFMT_LOG",
@@ -201,6 +205,7 @@ mod tests {
         let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
         let panic = BuildOptions {
             selftest: Some(crate::Selftest::Panic),
+            ..BuildOptions::default()
         };
         let image = prebuilt_image_with(&dir, &default, &panic).unwrap();
         assert_eq!(image.name, "default-selftest-panic");

@@ -14,9 +14,16 @@ commands:
                           build the image and boot it in QEMU: the console on stdout,
                           the decoded log on stderr, the summary line last
   lint                    cargo fmt --check and clippy (warnings denied) on every package
+  bench [--json FILE] [--plot FILE.png] [--quick]
+                          boot the benchmark configurations (tools/bench/configs) under
+                          -icount and print the figures and targets as a table; --json
+                          writes them as JSON, --plot the launch chart (by default
+                          target/bench/launch.png); --quick runs only launch-64m-demand
+                          and exits, as a smoke check, and plots only with --plot
   test                    lint, host tests (`cargo test`), then every image (config/default.toml,
                           config/edge-gateway.toml, the default's selftest images and
-                          tests/configs/*.toml), then the QEMU tests (cloister-tests)
+                          tests/configs/*.toml), then the QEMU tests (cloister-tests),
+                          then `bench --quick`
   config check [FILE]     check FILE without building: every problem, or
                           `FILE: ok (N pools placed)`
   config explain [FILE]   check FILE, then show what it resolves to: the hypervisor's
@@ -39,6 +46,7 @@ pub enum Command {
     Run(RunArgs),
     Test,
     Lint,
+    Bench(BenchArgs),
     Config(ConfigCommand),
     Help,
 }
@@ -61,6 +69,14 @@ pub struct RunArgs {
     pub memory_mib: Option<u64>,
 }
 
+/// `bench [--json FILE] [--plot FILE.png] [--quick]`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BenchArgs {
+    pub json: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+    pub quick: bool,
+}
+
 const DEFAULT_TIMEOUT_SECS: u64 = 60;
 
 /// Parse the arguments after `cargo xtask`. Errors are one line for the user, shown
@@ -75,6 +91,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
         "run" => Command::Run(parse_run(&mut args)?),
         "test" => Command::Test,
         "lint" => Command::Lint,
+        "bench" => Command::Bench(parse_bench(&mut args)?),
         "config" => Command::Config(parse_config(&mut args)?),
         "help" | "-h" | "--help" => Command::Help,
         other => return Err(format!("unknown command {other:?}")),
@@ -94,6 +111,19 @@ fn parse_build(args: &mut Args) -> Result<Command, String> {
         }
     }
     Ok(Command::Build { config })
+}
+
+fn parse_bench(args: &mut Args) -> Result<BenchArgs, String> {
+    let mut bench = BenchArgs::default();
+    while let Some(option) = args.next_option()? {
+        match option.as_str() {
+            "--json" => bench.json = Some(args.value_of(&option)?.into()),
+            "--plot" => bench.plot = Some(args.value_of(&option)?.into()),
+            "--quick" => bench.quick = true,
+            _ => return Err(format!("unknown option {option:?} for bench")),
+        }
+    }
+    Ok(bench)
 }
 
 fn parse_config(args: &mut Args) -> Result<ConfigCommand, String> {
@@ -287,6 +317,22 @@ mod tests {
     }
 
     #[test]
+    fn bench_takes_its_files_and_quick() {
+        assert_eq!(
+            parse_words("bench"),
+            Ok(Command::Bench(BenchArgs::default()))
+        );
+        assert_eq!(
+            parse_words("bench --json out.json --plot=l.png --quick"),
+            Ok(Command::Bench(BenchArgs {
+                json: Some("out.json".into()),
+                plot: Some("l.png".into()),
+                quick: true,
+            }))
+        );
+    }
+
+    #[test]
     fn config_commands_take_an_optional_file() {
         assert_eq!(
             parse_words("config check config/tdx.toml"),
@@ -318,6 +364,9 @@ mod tests {
             ("run --boot", "--boot needs a value"),
             ("run --icount=yes", "unexpected value \"yes\""),
             ("build --gdb", "unknown option \"--gdb\" for build"),
+            ("bench --json", "--json needs a value"),
+            ("bench --quick=1", "unexpected value \"1\""),
+            ("bench --icount", "unknown option \"--icount\" for bench"),
             ("test extra", "unexpected argument \"extra\""),
             ("run stray", "unexpected argument \"stray\""),
             ("config", "config needs `check` or `explain`"),

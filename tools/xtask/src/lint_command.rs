@@ -29,6 +29,7 @@ pub const BARE_METAL_PACKAGES: &[&str] = &[
     "cloister-guest",
     "cloister-demo",
     "cloister-test-workloads",
+    "cloister-bench-workloads",
 ];
 
 /// Whether formatting and both clippy groups are clean.

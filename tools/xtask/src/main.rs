@@ -1,6 +1,7 @@
 //! `cargo xtask`: build Cloister images, boot them in QEMU, run every test.
 //! See `cargo xtask help` (cli.rs) for the commands and exit statuses.
 
+mod bench;
 mod build_command;
 mod cli;
 mod config_command;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         Command::Build { config } => build_command::build(config).map(|()| 0),
         Command::Run(args) => run_command::run_image(args),
         Command::Test => test_command::test_all(),
+        Command::Bench(args) => bench::bench(&args),
         Command::Lint => {
             lint_command::lint().map(|clean| if clean { 0 } else { exit_status::FAILURE })
         }

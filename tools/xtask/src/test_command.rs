@@ -1,13 +1,15 @@
 //! `cargo xtask test`: everything, in the order that fails fastest.
 
+use crate::cli::BenchArgs;
 use crate::tally::{Tally, run_counted};
 use crate::{exit_status, shipped_configs, terminal, workspace};
 use cloister_runner::{BuildOptions, Error, Selftest, build_image_with, ensure_qemu, images_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Host tests, then every image, then the QEMU tests; stops at the first failure. The
-/// last line printed is the total of both test runs.
+/// Lint, host tests, every image, the QEMU tests, then the bench smoke check; stops at
+/// the first failure. The last line printed is the total of both test runs, plus one
+/// for the smoke check.
 pub fn test_all() -> Result<u8, Error> {
     let root = workspace::root();
     let mut tally = Tally::default();
@@ -17,11 +19,11 @@ pub fn test_all() -> Result<u8, Error> {
 }
 
 fn run_steps(root: &Path, tally: &mut Tally) -> Result<u8, Error> {
-    step("0/3: lint (cargo fmt --check, clippy)");
+    step("0/4: lint (cargo fmt --check, clippy)");
     if !crate::lint_command::lint()? {
         return Ok(exit_status::FAILURE);
     }
-    step("1/3: host tests (cargo test)");
+    step("1/4: host tests (cargo test)");
     // Plain `cargo test` at the root: the default members, which all run on the host.
     let mut host_tests = cargo_command(root);
     host_tests.arg("test");
@@ -29,14 +31,14 @@ fn run_steps(root: &Path, tally: &mut Tally) -> Result<u8, Error> {
         terminal::stderr_line("cloister: host tests failed");
         return Ok(exit_status::FAILURE);
     }
-    step("2/3: images");
+    step("2/4: images");
     ensure_qemu()?;
     for (config, options) in image_builds()? {
         build_image_with(root, &config, &options)?;
     }
     let images = images_dir(root);
     step(&format!(
-        "3/3: QEMU tests (cargo test -p cloister-tests, CLOISTER_IMAGES={})",
+        "3/4: QEMU tests (cargo test -p cloister-tests, CLOISTER_IMAGES={})",
         images.display()
     ));
     let mut tests = cargo_command(root);
@@ -47,7 +49,23 @@ fn run_steps(root: &Path, tally: &mut Tally) -> Result<u8, Error> {
         terminal::stderr_line("cloister: QEMU tests failed");
         return Ok(exit_status::FAILURE);
     }
-    Ok(0)
+    step("4/4: bench smoke check (cargo xtask bench --quick)");
+    // Counted as one test: it must run and read every number, whatever their values.
+    let quick = BenchArgs {
+        quick: true,
+        ..BenchArgs::default()
+    };
+    match crate::bench::bench(&quick) {
+        Ok(0) => {
+            tally.passed += 1;
+            Ok(0)
+        }
+        failed => {
+            tally.failed += 1;
+            terminal::stderr_line("cloister: bench smoke check failed");
+            failed.map(|_| exit_status::FAILURE)
+        }
+    }
 }
 
 fn step(what: &str) {
@@ -60,6 +78,7 @@ fn image_builds() -> Result<Vec<(PathBuf, BuildOptions)>, Error> {
     let default = workspace::default_config();
     let selftests = Selftest::ALL.into_iter().map(|selftest| BuildOptions {
         selftest: Some(selftest),
+        ..BuildOptions::default()
     });
     let mut builds: Vec<_> = shipped_configs::built()
         .into_iter()
@@ -121,6 +140,7 @@ mod tests {
         let builds = image_builds().unwrap();
         let selftest = |selftest| BuildOptions {
             selftest: Some(selftest),
+            ..BuildOptions::default()
         };
         let default = workspace::default_config();
         let shipped = workspace::shipped_configs_dir();

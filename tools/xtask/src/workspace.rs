@@ -25,3 +25,8 @@ pub fn default_config() -> PathBuf {
 pub fn test_configs_dir() -> PathBuf {
     root().join("tests").join("configs")
 }
+
+/// The benchmark configurations `cargo xtask bench` boots.
+pub fn bench_configs_dir() -> PathBuf {
+    root().join("tools").join("bench").join("configs")
+}

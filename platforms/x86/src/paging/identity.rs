@@ -57,9 +57,21 @@ pub fn init(excluded: &[Range<u64>]) -> HostTableStats {
     for (gib, pdpt_entry) in pdpt.0[..PDS].iter_mut().enumerate() {
         let pd = arena::alloc();
         *pdpt_entry = entries::pdpt_table(pd.pa());
-        for (index, pd_entry) in pd.0.iter_mut().enumerate() {
+        let mut index = 0;
+        while index < ENTRIES {
             let base = gib as u64 * SIZE_1G + index as u64 * SIZE_2M;
-            *pd_entry = map_2m_region(base, excluded, &mut stats);
+            // Skip a wholly excluded stretch in one step: its entries stay zero, and
+            // the cost of building stays independent of how much is excluded.
+            if let Some(range) = excluded
+                .iter()
+                .find(|r| r.start <= base && base + SIZE_2M <= r.end)
+            {
+                let covered = (range.end - base) / SIZE_2M;
+                index += covered.min((ENTRIES - index) as u64) as usize;
+                continue;
+            }
+            pd.0[index] = map_2m_region(base, excluded, &mut stats);
+            index += 1;
         }
     }
     window::install(pdpt);
