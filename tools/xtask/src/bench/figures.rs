@@ -35,7 +35,7 @@ pub struct Fault4k {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Convert {
     pub ticks_per_mib: u64,
-    pub exits_per_mib: u64,
+    pub exits_per_gib: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,12 +75,12 @@ impl Figures {
         let from_exits = |key: &str| exits.map(|r| value(Bench::Exits, r, key)).transpose();
         let convert = |kind: &str| -> Result<Option<Convert>, BenchError> {
             let ticks = from_exits(&format!("convert_{kind}_ticks_per_mib"))?;
-            let exits = from_exits(&format!("convert_{kind}_exits_per_mib"))?;
+            let exits = from_exits(&format!("convert_{kind}_exits_per_gib"))?;
             Ok(ticks
                 .zip(exits)
-                .map(|(ticks_per_mib, exits_per_mib)| Convert {
+                .map(|(ticks_per_mib, exits_per_gib)| Convert {
                     ticks_per_mib,
-                    exits_per_mib,
+                    exits_per_gib,
                 }))
         };
         let metadata_bytes = records
@@ -209,9 +209,9 @@ pub(super) mod tests {
                 ("fault_4k_count", 1024),
                 ("refault_ticks", 250),
                 ("convert_batched_ticks_per_mib", 40000),
-                ("convert_batched_exits_per_mib", 1),
+                ("convert_batched_exits_per_gib", 1),
                 ("convert_single_ticks_per_mib", 90000),
-                ("convert_single_exits_per_mib", 256),
+                ("convert_single_exits_per_gib", 256),
             ],
             &[
                 ("launch_prepared", 6),
@@ -287,7 +287,7 @@ pub(super) mod tests {
             figures.convert_single,
             Some(Convert {
                 ticks_per_mib: 90000,
-                exits_per_mib: 256
+                exits_per_gib: 256
             })
         );
         assert_eq!(figures.image, Some(image));

@@ -30,7 +30,7 @@ pub fn document(
     let convert = |c: Option<Convert>| {
         json!({
             "ticks_per_mib": c.map(|c| c.ticks_per_mib),
-            "exits_per_mib": c.map(|c| c.exits_per_mib),
+            "exits_per_gib": c.map(|c| c.exits_per_gib),
         })
     };
     let fault = figures.fault_4k;
@@ -131,7 +131,7 @@ mod tests {
         assert_eq!(doc["null_hypercall_ticks"], 90);
         assert_eq!(doc["fault_4k_ticks"]["without_scrub"], 560);
         assert_eq!(doc["fault_2m_ticks"], 1_100_000);
-        assert_eq!(doc["convert"]["single"]["exits_per_mib"], 256);
+        assert_eq!(doc["convert"]["single"]["exits_per_gib"], 256);
         assert_eq!(doc["image"]["file_bytes"], 80_000);
         assert_eq!(doc["overhead_per_gib"]["tables_4k_bytes"], 2_101_248);
         assert_eq!(doc["targets"]["metadata_per_4k"], true);
@@ -158,9 +158,9 @@ mod tests {
         assert_eq!(
             paths(&full),
             [
-                "convert.batched.exits_per_mib",
+                "convert.batched.exits_per_gib",
                 "convert.batched.ticks_per_mib",
-                "convert.single.exits_per_mib",
+                "convert.single.exits_per_gib",
                 "convert.single.ticks_per_mib",
                 "fault_2m_ticks",
                 "fault_4k_ticks.scrub_per_frame",

@@ -93,7 +93,7 @@ cloister 0.1.0: booted via PVH on qemu-x86_64
 [bench-exits] bench: null_hypercall_ticks=91\r
 [bench-exits] bench: fault_4k_ticks=2210
 [bench-exits] bench: measuring conversions
-[bench-exits] bench: convert_batched_exits_per_mib=1
+[bench-exits] bench: convert_batched_exits_per_gib=1
 cloister: memory: launch_prepared=5 fault_prepared=1029 refaults=512 huge_maps=1 prepared=1034 metadata_bytes=4096 scrub_ticks=1551000 table_pages=9
 cloister: workload 'bench-exits' exited 0; exits=9000 npf=1541 hypercalls=7000
 ";
@@ -108,7 +108,7 @@ cloister: workload 'bench-exits' exited 0; exits=9000 npf=1541 hypercalls=7000
             BTreeMap::from([
                 ("null_hypercall_ticks".to_owned(), 91),
                 ("fault_4k_ticks".to_owned(), 2210),
-                ("convert_batched_exits_per_mib".to_owned(), 1),
+                ("convert_batched_exits_per_gib".to_owned(), 1),
             ])
         );
         assert_eq!(record.memory["scrub_ticks"], 1551000);

@@ -113,8 +113,8 @@ pub fn rows(figures: &Figures, targets: &Targets) -> Vec<Row> {
         ));
         rows.push(row(
             format!("conversion, {how}"),
-            field(|c| c.exits_per_mib),
-            "exits/MiB",
+            field(|c| c.exits_per_gib),
+            "exits/GiB",
         ));
     }
     let image = figures.image;
@@ -259,7 +259,7 @@ mod tests {
                 "yes",
             ],
             &["refault after a zap", "250", "ticks", "<= 300", "yes"],
-            &["conversion, one range per call", "256", "exits/MiB"],
+            &["conversion, one range per call", "256", "exits/GiB"],
             &[
                 "page metadata per GiB of private memory",
                 "65536",
