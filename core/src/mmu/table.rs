@@ -43,6 +43,11 @@ pub struct SecondLevelTable<F: PteFormat> {
     root: u64,
     /// Table pages held, the root included.
     pages: u64,
+    /// The last-level table that maps the last 2 MiB region a 4 KiB leaf went into:
+    /// faults cluster, and a table, once linked, stays linked until `destroy` (zaps
+    /// clear leaves only; 2 MiB leaves are never installed over a table). Dropped when
+    /// an entry is frozen, the one change that can unlink a table.
+    last_leaf_table: Option<(u64, u64)>,
     format: PhantomData<F>,
 }
 
@@ -56,6 +61,7 @@ impl<F: PteFormat> SecondLevelTable<F> {
         Ok(Self {
             root,
             pages: 1,
+            last_leaf_table: None,
             format: PhantomData,
         })
     }
@@ -129,6 +135,8 @@ impl<F: PteFormat> SecondLevelTable<F> {
         size: PageSize,
     ) -> Result<u64, MmuError> {
         let (table, slot) = self.entry_slot(mem, gpa, size)?;
+        // A frozen 2 MiB-level entry may be one that linked a table.
+        self.last_leaf_table = None;
         let entry = &mut mem.table(table)[slot];
         if *entry == F::FROZEN {
             return Err(MmuError::Frozen);
@@ -165,6 +173,13 @@ impl<F: PteFormat> SecondLevelTable<F> {
         if gpa & (size.bytes() - 1) != 0 {
             return Err(MmuError::Misaligned);
         }
+        let region = gpa >> PageSize::Size2M.bytes().trailing_zeros();
+        if size == PageSize::Size4K
+            && let Some((cached, table)) = self.last_leaf_table
+            && cached == region
+        {
+            return Ok((table, index(gpa, 1)));
+        }
         let mut table = self.root;
         for level in (size.level() + 1..=LEVELS).rev() {
             let slot = index(gpa, level);
@@ -181,6 +196,9 @@ impl<F: PteFormat> SecondLevelTable<F> {
             } else {
                 F::address(pte)
             };
+        }
+        if size == PageSize::Size4K {
+            self.last_leaf_table = Some((region, table));
         }
         Ok((table, index(gpa, size.level())))
     }
@@ -566,5 +584,50 @@ mod tests {
             t.unfreeze(&mut host, 0x5000, PageSize::Size4K, 0),
             Err(MmuError::NotFrozen { pte: old })
         );
+    }
+
+    #[test]
+    fn a_frozen_table_entry_is_seen_even_after_the_last_leaf_table_was_remembered() {
+        let mut host = FakeHost::new(64);
+        let mut t = table(&mut host);
+        t.map(
+            &mut host,
+            0x20_0000,
+            0x9000,
+            PageSize::Size4K,
+            Perms::ALL,
+            true,
+        )
+        .unwrap();
+        // Freeze the 2 MiB-level entry that links the remembered last-level table.
+        let old = t.freeze(&mut host, 0x20_0000, PageSize::Size2M).unwrap();
+        assert!(
+            TestFormat::is_present(old) && !TestFormat::is_huge(old),
+            "a table link"
+        );
+        assert_eq!(
+            t.map(
+                &mut host,
+                0x20_1000,
+                0xa000,
+                PageSize::Size4K,
+                Perms::ALL,
+                true
+            ),
+            Err(MmuError::Frozen)
+        );
+        t.unfreeze(&mut host, 0x20_0000, PageSize::Size2M, old)
+            .unwrap();
+        t.map(
+            &mut host,
+            0x20_1000,
+            0xa000,
+            PageSize::Size4K,
+            Perms::ALL,
+            true,
+        )
+        .unwrap();
+        assert_eq!(t.lookup(&mut host, 0x20_1000).unwrap().pa, 0xa000);
+        assert_eq!(t.lookup(&mut host, 0x20_0000).unwrap().pa, 0x9000);
     }
 }
