@@ -2,6 +2,7 @@
 
 use crate::host::Host;
 use crate::mmu::{PteFormat, Scope, SecondLevelTable, VendorMmu};
+use crate::vm::Stats;
 use cloister_privmem::{FRAME_SIZE, FrameHooks, PrivMemError, Unmapper};
 
 /// Scrubbing through the board, preparing and invalidating through the vendor.
@@ -40,6 +41,33 @@ pub(crate) struct SlotOps<'a, F: PteFormat, H: Host, V: VendorMmu> {
     pub npt: &'a mut SecondLevelTable<F>,
     pub slot_gpa: u64,
     pub zapped: &'a mut u64,
+}
+
+impl<'a, F: PteFormat, H: Host, V: VendorMmu> SlotOps<'a, F, H, V> {
+    /// The operations for the private slot at `slot_gpa`, counting into `stats`.
+    pub fn new(
+        npt: &'a mut SecondLevelTable<F>,
+        host: &'a mut H,
+        vendor: &'a mut V,
+        stats: &'a mut Stats,
+        slot_gpa: u64,
+    ) -> Self {
+        let Stats {
+            scrub_ticks,
+            zapped,
+            ..
+        } = stats;
+        Self {
+            frames: FrameOps {
+                host,
+                vendor,
+                scrub_ticks,
+            },
+            npt,
+            slot_gpa,
+            zapped,
+        }
+    }
 }
 
 impl<F: PteFormat, H: Host, V: VendorMmu> Unmapper for SlotOps<'_, F, H, V> {

@@ -233,16 +233,13 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         for slot in self.slots.iter_mut() {
             let gpa = slot.gpa;
             if let Backing::Private(object) = &mut slot.backing {
-                let mut ops = SlotOps {
-                    frames: FrameOps {
-                        host: &mut *host,
-                        vendor: &mut self.vendor,
-                        scrub_ticks: &mut self.stats.scrub_ticks,
-                    },
-                    npt: &mut self.npt,
-                    slot_gpa: gpa,
-                    zapped: &mut self.stats.zapped,
-                };
+                let mut ops = SlotOps::new(
+                    &mut self.npt,
+                    &mut *host,
+                    &mut self.vendor,
+                    &mut self.stats,
+                    gpa,
+                );
                 // Bound at creation; only this instance can have unbound it.
                 let _ = object.release(id, &mut ops);
             }
@@ -558,16 +555,13 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                 offset: gpa - slot_gpa,
             });
         };
-        let mut ops = SlotOps {
-            frames: FrameOps {
-                host: &mut *host,
-                vendor: &mut self.vendor,
-                scrub_ticks: &mut self.stats.scrub_ticks,
-            },
-            npt: &mut self.npt,
+        let mut ops = SlotOps::new(
+            &mut self.npt,
+            &mut *host,
+            &mut self.vendor,
+            &mut self.stats,
             slot_gpa,
-            zapped: &mut self.stats.zapped,
-        };
+        );
         object.punch_hole(self.id, gpa - slot_gpa, len, &mut ops)
     }
 
@@ -634,16 +628,13 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         let offset = gpa - slot_gpa;
         let result = match to {
             MemoryKind::Shared => {
-                let mut ops = SlotOps {
-                    frames: FrameOps {
-                        host: &mut *host,
-                        vendor: &mut self.vendor,
-                        scrub_ticks: &mut self.stats.scrub_ticks,
-                    },
-                    npt: &mut self.npt,
+                let mut ops = SlotOps::new(
+                    &mut self.npt,
+                    &mut *host,
+                    &mut self.vendor,
+                    &mut self.stats,
                     slot_gpa,
-                    zapped: &mut self.stats.zapped,
-                };
+                );
                 object.convert_to_shared(self.id, offset, len, &mut ops)
             }
             MemoryKind::Private => object
