@@ -46,7 +46,7 @@ pub fn build_image_with(
     config_path: &Path,
     options: &BuildOptions,
 ) -> Result<BuiltImage, Error> {
-    let (config_path, config) = load_and_place(config_path)?;
+    let (config_path, config) = load_config(config_path)?;
     let name = options.image_name(&config_stem(&config_path)?);
     let workload = build_workload_elf(workspace_root, &config_path, &config)?;
     let image = std::fs::read(&workload)
@@ -76,14 +76,7 @@ pub fn build_image_with(
         built.display(),
         elf_path.display()
     )))?;
-    let memory_mib = memory_mib(&config.platform.ram);
-    Ok(BuiltImage {
-        name,
-        elf_path,
-        config_path,
-        config,
-        memory_mib,
-    })
+    Ok(BuiltImage::new(name, elf_path, config_path, config))
 }
 
 /// The image already built for `config_path` in `images_dir`, without building: how the
@@ -98,20 +91,26 @@ pub fn prebuilt_image_with(
     config_path: &Path,
     options: &BuildOptions,
 ) -> Result<BuiltImage, Error> {
-    let (config_path, config) = load_and_place(config_path)?;
+    let (config_path, config) = load_config(config_path)?;
     let name = options.image_name(&config_stem(&config_path)?);
     let elf_path = images_dir.join(format!("{name}.elf"));
     if !elf_path.is_file() {
         return Err(Error::MissingImage { path: elf_path });
     }
-    let memory_mib = memory_mib(&config.platform.ram);
-    Ok(BuiltImage {
-        name,
-        elf_path,
-        config_path,
-        config,
-        memory_mib,
-    })
+    Ok(BuiltImage::new(name, elf_path, config_path, config))
+}
+
+impl BuiltImage {
+    fn new(name: String, elf_path: PathBuf, config_path: PathBuf, config: Config) -> Self {
+        let memory_mib = memory_mib(&config.platform.ram);
+        Self {
+            name,
+            elf_path,
+            config_path,
+            config,
+            memory_mib,
+        }
+    }
 }
 
 /// Guest RAM in MiB that covers every declared RAM range: the highest end, rounded up
@@ -128,7 +127,7 @@ pub fn memory_mib(ram: &[RamRange]) -> u64 {
 
 /// Load and check the configuration (every rule, placement included); returns the
 /// configuration's absolute path with it.
-fn load_and_place(config_path: &Path) -> Result<(PathBuf, Config), Error> {
+fn load_config(config_path: &Path) -> Result<(PathBuf, Config), Error> {
     let config_path = std::path::absolute(config_path).map_err(Error::io(format!(
         "cannot resolve {}",
         config_path.display()
