@@ -64,7 +64,11 @@ pub const MEASUREMENT_SIZE: u64 = 48;
 /// `BootInfo::features` bit: the launch digest is SHA-384 over the launch pages and the
 /// configuration (docs/abi.md, MEASUREMENT).
 pub const FEATURE_MEASUREMENT_SHA384: u64 = 1 << 0;
-/// Every feature this hypervisor implements.
+/// `BootInfo::features` bit: calls travel by TDG.VP.VMCALL (Intel TDX) instead of
+/// VMMCALL, and memory is converted with the MapGPA TDVMCALL (docs/abi.md, transports).
+pub const FEATURE_TRANSPORT_TDVMCALL: u64 = 1 << 1;
+/// Every backend-independent feature this hypervisor implements; the backend adds its
+/// transport bit.
 pub const FEATURES: u64 = FEATURE_MEASUREMENT_SHA384;
 
 /// Largest CONSOLE_WRITE accepted in one call, in bytes.

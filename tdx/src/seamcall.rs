@@ -1,0 +1,1 @@
+//! Placeholder: the SEAMCALL wrappers are being written.
