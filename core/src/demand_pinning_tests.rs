@@ -67,7 +67,8 @@ fn pin_02_rebuilding_the_vm_keeps_every_pinned_frame() {
         .iter()
         .map(|&g| vm.prefault(g, &mut host).unwrap())
         .collect();
-    let memory = vm.into_memory(&mut host);
+    let (memory, teardown) = vm.into_memory(&mut host);
+    assert_eq!(teardown, Ok(()));
     assert_eq!(memory[0].prepared_frames(), 3);
     // A new instance (a restart) on a fresh nested table binds the same objects.
     let mut vm = Vm::with_memory(
@@ -167,7 +168,8 @@ fn restart_frees_every_table_and_refuses_objects_that_do_not_fit_without_losing_
         &mut host,
         &[0x1000, 0x30_0000, crate::vm_tests::SHARED_GPA],
     );
-    let memory = vm.into_memory(&mut host);
+    let (memory, teardown) = vm.into_memory(&mut host);
+    assert_eq!(teardown, Ok(()));
     assert_eq!(
         host.freed_tables.len(),
         host.tables_allocated(),

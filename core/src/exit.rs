@@ -32,8 +32,20 @@ pub enum Exit {
         /// The second-level entry was present: a permission fault, not a missing page.
         present: bool,
     },
-    /// The workload asked for a hypercall (number and arguments in its registers).
-    Hypercall { insn_len: u64 },
+    /// The workload asked for a hypercall; [`crate::vcpu::Vcpu::hypercall`] reads it
+    /// the way the backend's transport carries it.
+    Hypercall,
+    /// The workload asked to convert `[gpa, gpa + len)` to private or shared memory by
+    /// its transport's own request (TDX MapGPA); answered with
+    /// [`crate::vcpu::Vcpu::complete_convert`].
+    ConvertRequest {
+        gpa: u64,
+        len: u64,
+        to_private: bool,
+    },
+    /// The workload touched a private page that is mapped but that it never accepted
+    /// (TDX: a PENDING page). A workload error, never answered by mapping it again.
+    UnacceptedAccess { gpa: u64 },
     /// Port I/O. For writes the value is in RAX; reads return their value in RAX.
     Io {
         port: u16,

@@ -1,7 +1,9 @@
 //! The callbacks private memory objects need, built from the board and the vendor.
 
+use crate::guest_tables::GuestTables;
 use crate::host::Host;
-use crate::mmu::{PteFormat, Scope, SecondLevelTable, VendorMmu};
+use crate::mmu::{MmuError, PteFormat, Scope, VendorMmu};
+use crate::stop::Stop;
 use crate::vm::Stats;
 use cloister_privmem::{FRAME_SIZE, FrameHooks, PrivMemError, Unmapper};
 
@@ -35,21 +37,24 @@ impl<H: Host, V: VendorMmu> FrameHooks for FrameOps<'_, H, V> {
 }
 
 /// [`FrameOps`] plus unmapping for one private slot: zaps the slot's private leaves in
-/// the nested table, then tells the vendor to forget them.
+/// the second-level tables, then tells the vendor to forget them.
 pub(crate) struct SlotOps<'a, F: PteFormat, H: Host, V: VendorMmu> {
     pub frames: FrameOps<'a, H, V>,
-    pub npt: &'a mut SecondLevelTable<F>,
+    pub tables: &'a mut GuestTables<F>,
     pub slot_gpa: u64,
     pub zapped: &'a mut u64,
+    /// Where a refused unmap is recorded: the VM cannot go on.
+    pub failure: &'a mut Option<Stop>,
 }
 
 impl<'a, F: PteFormat, H: Host, V: VendorMmu> SlotOps<'a, F, H, V> {
     /// The operations for the private slot at `slot_gpa`, counting into `stats`.
     pub fn new(
-        npt: &'a mut SecondLevelTable<F>,
+        tables: &'a mut GuestTables<F>,
         host: &'a mut H,
         vendor: &'a mut V,
         stats: &'a mut Stats,
+        failure: &'a mut Option<Stop>,
         slot_gpa: u64,
     ) -> Self {
         let Stats {
@@ -63,24 +68,33 @@ impl<'a, F: PteFormat, H: Host, V: VendorMmu> SlotOps<'a, F, H, V> {
                 vendor,
                 scrub_ticks,
             },
-            npt,
+            tables,
             slot_gpa,
             zapped,
+            failure,
         }
     }
 }
 
 impl<F: PteFormat, H: Host, V: VendorMmu> Unmapper for SlotOps<'_, F, H, V> {
-    fn unmap(&mut self, offset: u64, len: u64) {
-        let (cleared, span) = self.npt.zap_span(
+    fn unmap(&mut self, offset: u64, len: u64) -> Result<(), PrivMemError> {
+        let zapped = self.tables.zap(
             self.frames.host,
+            self.frames.vendor,
             self.slot_gpa + offset,
             len,
             Scope::Private,
         );
-        if let Some((start, end)) = span {
-            *self.zapped += cleared;
-            self.frames.vendor.zap(start, end - start);
+        *self.zapped += zapped.cleared;
+        match zapped.refused {
+            None => Ok(()),
+            Some((gpa, error)) => {
+                *self.failure = Some(Stop::Mmu {
+                    error: MmuError::External(error),
+                    gpa,
+                });
+                Err(PrivMemError::Unmap { code: error.code })
+            }
         }
     }
 }

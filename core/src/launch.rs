@@ -5,7 +5,7 @@
 use crate::elf::ElfImage;
 use crate::exit::Access;
 use crate::host::Host;
-use crate::mmu::{PteFormat, VendorMmu};
+use crate::mmu::{MmuError, PteFormat, VendorMmu};
 use crate::stop::Stop;
 use crate::vcpu::EntryState;
 use crate::vm::{FaultError, Pinning, Vm};
@@ -36,6 +36,10 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         if self.pinning() == Pinning::Upfront {
             self.prepare_all(host)?;
         }
+        if V::SHARED_GPA_BIT != 0 {
+            self.add_launch_pages(host)?;
+        }
+        self.finish_vendor_launch()?;
         self.measurement.finish();
         Ok(EntryState {
             rip: elf.entry,
@@ -61,7 +65,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             abi_version: ABI_VERSION,
             region_count: 0,
             allowed_calls: self.allowed_calls,
-            features: cloister_abi::hypercall::FEATURES,
+            features: cloister_abi::hypercall::FEATURES | V::BOOT_FEATURES,
             name: [0; NAME_LEN],
             regions: [MemoryRegion::EMPTY; MAX_REGIONS],
         };
@@ -85,6 +89,47 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             entry.copy_from_slice(&(gib | PRESENT | WRITABLE | HUGE).to_le_bytes());
         }
         self.write(pdpt, &table, host)
+    }
+
+    /// Hand every page launch wrote to the external side (TDX: PAGE.ADD from a copy in
+    /// a hypervisor page, then MR.EXTEND): the writes above went to premapped frames
+    /// with the hypervisor's key, and the vendor takes the contents in under the
+    /// workload's. Each page goes exactly once, whatever number of writes filled it.
+    fn add_launch_pages(&mut self, host: &mut impl Host) -> Result<(), Stop> {
+        let source = host.alloc_table().ok_or(Stop::Mmu {
+            error: MmuError::OutOfTables,
+            gpa: 0,
+        })?;
+        let mut result = Ok(());
+        for (gpa, pa) in self.private_pages(host) {
+            let mut words = [0u64; PAGE as usize / 8];
+            host.with_frame(pa, |frame| {
+                for (word, bytes) in words.iter_mut().zip(frame.chunks_exact(8)) {
+                    *word = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+                }
+            });
+            host.table(source).copy_from_slice(&words);
+            if let Err(error) = self.vendor_mut().add_launch_page(gpa, pa, source) {
+                result = Err(Stop::Mmu {
+                    error: MmuError::External(error),
+                    gpa,
+                });
+                break;
+            }
+        }
+        // The page held launch data: leave nothing behind in the table pool.
+        host.table(source).fill(0);
+        host.free_table(source);
+        result
+    }
+
+    fn finish_vendor_launch(&mut self) -> Result<(), Stop> {
+        self.vendor_mut()
+            .finish_launch()
+            .map_err(|error| Stop::Mmu {
+                error: MmuError::External(error),
+                gpa: 0,
+            })
     }
 
     /// Copy `data` into private memory at `gpa`, populating pages as needed.

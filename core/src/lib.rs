@@ -15,6 +15,7 @@ pub mod cpuid;
 pub mod elf;
 pub mod exit;
 mod frame_ops;
+mod guest_tables;
 pub mod host;
 pub mod hypercall;
 pub mod launch;

@@ -601,9 +601,7 @@ impl VendorMmu for CheckingVendor {
     fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), VendorError> {
         let mut ledger = self.0.borrow_mut();
         if core::mem::take(&mut ledger.refuse_next_prepare) {
-            return Err(VendorError {
-                code: VENDOR_REFUSES,
-            });
+            return Err(VendorError::failed(VENDOR_REFUSES, "refused"));
         }
         ledger.events.push(Event::Prepare(pa, frames));
         for frame in (0..frames).map(|i| pa + i * PAGE) {
@@ -1127,7 +1125,8 @@ impl VmHarness {
     fn restart(&mut self) -> Result<(), TestCaseError> {
         let vm = self.vm.take().unwrap();
         let old_root = vm.npt_root();
-        let memory = vm.into_memory(&mut self.host);
+        let (memory, teardown) = vm.into_memory(&mut self.host);
+        prop_assert_eq!(teardown, Ok(()));
         // POOL-07: releasing the instance zaps everything and frees nothing.
         prop_assert!(table_leaves::<TestFormat>(&mut self.host, old_root).is_empty());
         prop_assert!(

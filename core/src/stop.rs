@@ -41,8 +41,20 @@ pub enum Stop {
     NoBootArea,
     /// The image does not fit the workload's memory map.
     ImageOutsideMemory { gpa: u64, size: u64 },
-    /// A hypervisor-side page-table failure (table budget spent, inconsistent entry).
+    /// A hypervisor-side page-table failure (table budget spent, inconsistent entry, an
+    /// external table (TDX S-EPT) refusing a change).
     Mmu { error: MmuError, gpa: u64 },
+    /// A private access to shared memory (`private`) or a shared access to private
+    /// memory, for vendors whose accesses say which they mean (TDX). Nothing is mapped:
+    /// the workload converts memory explicitly.
+    KindMismatch {
+        gpa: u64,
+        access: Access,
+        private: bool,
+        rip: u64,
+    },
+    /// The workload touched a private page it never accepted (TDX: PENDING).
+    Unaccepted { gpa: u64, rip: u64 },
 }
 
 impl Stop {
@@ -101,9 +113,38 @@ impl fmt::Display for Stop {
                 f,
                 "stopped: could not launch: image segment gpa={gpa:#x} size={size:#x} is not inside private memory above the boot area"
             ),
+            Self::Mmu {
+                error: MmuError::External(e),
+                gpa,
+            } => write!(
+                f,
+                "stopped: the external page table refused a change at gpa={gpa:#x}: {} ({:#x})",
+                e.name, e.code
+            ),
             Self::Mmu { error, gpa } => {
                 write!(f, "stopped: page-table error {error:?} at gpa={gpa:#x}")
             }
+            Self::KindMismatch {
+                gpa,
+                access,
+                private,
+                rip,
+            } => {
+                let (asked, is) = if private {
+                    ("private", "shared")
+                } else {
+                    ("shared", "private")
+                };
+                write!(
+                    f,
+                    "stopped: {asked} {} access to {is} memory at gpa={gpa:#x} (rip={rip:#x}); convert it first",
+                    access.name()
+                )
+            }
+            Self::Unaccepted { gpa, rip } => write!(
+                f,
+                "stopped: access to private memory it never accepted at gpa={gpa:#x} (rip={rip:#x})"
+            ),
         }
     }
 }

@@ -148,6 +148,18 @@ impl Vcpu for ScriptedVcpu {
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
         self.injected.push((vector, error_code));
     }
+    /// The VMMCALL convention, as on SVM.
+    fn hypercall(&self) -> crate::hypercall::Request {
+        let r = &self.regs;
+        crate::hypercall::Request {
+            number: r.rax,
+            args: [r.rbx, r.rcx, r.rdx, r.rsi],
+        }
+    }
+    fn complete_hypercall(&mut self, value: u64) {
+        self.regs.rax = value;
+        self.regs.rip += 3;
+    }
 }
 
 /// A vendor that records every hook call.

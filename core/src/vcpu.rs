@@ -1,6 +1,7 @@
 //! The virtual CPU as core sees it; implemented by each vendor backend.
 
 use crate::exit::Exit;
+use crate::hypercall::Request;
 
 /// The workload's general-purpose registers, instruction pointer and flags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,6 +36,20 @@ pub struct EntryState {
     pub cr3: u64,
 }
 
+/// The answer to an [`Exit::ConvertRequest`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvertReply {
+    Done,
+    /// Part done: ask again from `next` (the hypervisor converts in bounded steps).
+    Retry {
+        next: u64,
+    },
+    /// The range is not convertible memory, or its ends name different kinds.
+    Invalid,
+    /// The range is not 4 KiB aligned.
+    Misaligned,
+}
+
 pub trait Vcpu {
     /// Enter the workload and return at its next exit.
     fn run(&mut self) -> Exit;
@@ -42,6 +57,13 @@ pub trait Vcpu {
     fn regs_mut(&mut self) -> &mut Regs;
     /// Deliver an exception to the workload on its next entry.
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
+    /// The call behind an [`Exit::Hypercall`], from the transport's registers.
+    fn hypercall(&self) -> Request;
+    /// Return `value` for the call behind the last [`Exit::Hypercall`] and move past it.
+    fn complete_hypercall(&mut self, value: u64);
+    /// Answer the last [`Exit::ConvertRequest`]. Backends whose transport has no such
+    /// request never report one.
+    fn complete_convert(&mut self, _reply: ConvertReply) {}
 }
 
 /// x86 exception vectors core injects.

@@ -2,10 +2,11 @@
 
 use crate::exit::{Access, Exit};
 use crate::frame_ops::{FrameOps, SlotOps};
+use crate::guest_tables::GuestTables;
 use crate::host::Host;
 use crate::measure::LaunchMeasurement;
 use crate::memslot::{Backing, MAX_SLOTS, Memslot, SlotSpec};
-use crate::mmu::{MmuError, PageSize, Perms, PteFormat, Scope, SecondLevelTable, VendorMmu};
+use crate::mmu::{MmuError, PageSize, PteFormat, Scope, VendorError, VendorMmu};
 use crate::stop::Stop;
 use crate::vcpu::{Vcpu, vector};
 use crate::{cpuid, hypercall};
@@ -61,13 +62,18 @@ pub struct Stats {
     pub zapped: u64,
     /// Host ticks spent scrubbing frames (benchmarks subtract it from fault costs).
     pub scrub_ticks: u64,
+    /// Faults retried in the hypervisor after contention (a frozen entry, a busy
+    /// external table).
+    pub fault_retries: u64,
 }
 
 pub struct Vm<F: PteFormat, V: VendorMmu> {
     pub(crate) name: heapless::String<NAME_LEN>,
     pub(crate) slots: heapless::Vec<Memslot, MAX_SLOTS>,
-    npt: SecondLevelTable<F>,
+    tables: GuestTables<F>,
     vendor: V,
+    /// Set when a mapping could not be removed: the VM stops at the next check.
+    failure: Option<Stop>,
     id: VmId,
     pinning: Pinning,
     pub(crate) allowed_calls: u64,
@@ -120,6 +126,11 @@ pub(crate) enum FaultError {
     Outside,
     Private(PrivMemError),
     Mmu(MmuError),
+    /// A private access to shared memory (`private`), or a shared access to private
+    /// memory.
+    Mismatch {
+        private: bool,
+    },
 }
 
 impl FaultError {
@@ -128,7 +139,32 @@ impl FaultError {
             Self::Outside => Stop::OutsideMemory { gpa, access, rip },
             Self::Private(error) => Stop::PrivateMemory { gpa, access, error },
             Self::Mmu(error) => Stop::Mmu { error, gpa },
+            Self::Mismatch { private } => Stop::KindMismatch {
+                gpa,
+                access,
+                private,
+                rip,
+            },
         }
+    }
+}
+
+/// Which alias of a GPA an access used. Only vendors with a shared GPA bit tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Intent {
+    Any,
+    Private,
+    Shared,
+}
+
+/// Local retries of a fault that met contention before the VM stops.
+const FAULT_RETRIES: u32 = 16;
+
+fn is_contention(error: MmuError) -> bool {
+    match error {
+        MmuError::Frozen => true,
+        MmuError::External(e) => e.busy,
+        _ => false,
     }
 }
 
@@ -181,8 +217,8 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         if !fits {
             return Err((CreateError::MemoryMismatch, memory));
         }
-        let npt = match SecondLevelTable::new(host) {
-            Ok(npt) => npt,
+        let tables = match GuestTables::new::<V>(host) {
+            Ok(tables) => tables,
             Err(e) => return Err((CreateError::Mmu(e), memory)),
         };
         let id = VmId(spec.instance);
@@ -210,8 +246,9 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         Ok(Self {
             name,
             slots,
-            npt,
+            tables,
             vendor,
+            failure: None,
             id,
             pinning: spec.pinning,
             allowed_calls: spec.allowed_calls,
@@ -226,42 +263,64 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
 
     /// Tear the instance down, keeping its private memory: every mapping is zapped, each
     /// object unbound (prepared frames stay prepared for the next instance) and every
-    /// nested table page freed.
-    pub fn into_memory(mut self, host: &mut impl Host) -> Vec<PrivateMemory> {
+    /// second-level table page freed.
+    ///
+    /// With an external table (TDX), a mapping the vendor refuses to remove keeps its
+    /// object bound (no later instance can take it) and the error comes back with the
+    /// objects; external table pages the vendor does not give back are never reused.
+    pub fn into_memory(
+        mut self,
+        host: &mut impl Host,
+    ) -> (Vec<PrivateMemory>, Result<(), VendorError>) {
         let mut objects = Vec::new();
         let id = self.id;
         for slot in self.slots.iter_mut() {
             let gpa = slot.gpa;
             if let Backing::Private(object) = &mut slot.backing {
                 let mut ops = SlotOps::new(
-                    &mut self.npt,
+                    &mut self.tables,
                     &mut *host,
                     &mut self.vendor,
                     &mut self.stats,
+                    &mut self.failure,
                     gpa,
                 );
-                // Bound at creation; only this instance can have unbound it.
+                // Bound at creation; only this instance can have unbound it. A refused
+                // unmap is recorded in `failure`.
                 let _ = object.release(id, &mut ops);
             }
         }
         // Shared leaves are all that is left; then the tables themselves go.
         self.zap(0, u64::MAX, Scope::Both, host);
-        self.npt.destroy(host);
+        let refused = match self.failure {
+            Some(Stop::Mmu {
+                error: MmuError::External(e),
+                ..
+            }) => Err(e),
+            _ => Ok(()),
+        };
+        let retired = self.tables.destroy(host, &mut self.vendor);
         for slot in self.slots {
             if let Backing::Private(object) = slot.backing {
                 objects.push(object);
             }
         }
-        objects
+        (objects, refused.and(retired))
     }
 
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// Physical address of the second-level root the vCPU must use.
+    /// Physical address of the second-level root the vCPU must use (the private mirror
+    /// when the vendor keeps an external table).
     pub fn npt_root(&self) -> u64 {
-        self.npt.root()
+        self.tables.private_root()
+    }
+
+    /// The direct table for shared GPAs, for vendors with a shared GPA bit.
+    pub fn shared_root(&self) -> Option<u64> {
+        self.tables.shared_root()
     }
 
     pub fn stats(&self) -> Stats {
@@ -285,9 +344,9 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         self.bench_hooks = true;
     }
 
-    /// Nested page-table pages held.
+    /// Second-level table pages held (external table pages included).
     pub fn table_pages(&self) -> u64 {
-        self.npt.table_pages()
+        self.tables.table_pages()
     }
 
     /// Bytes of per-page private memory metadata.
@@ -309,7 +368,8 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         loop {
             let exit = vcpu.run();
             self.stats.exits += 1;
-            if let Some(stop) = self.handle(exit, vcpu, host) {
+            let stop = self.handle(exit, vcpu, host);
+            if let Some(stop) = stop.or_else(|| self.failure.take()) {
                 // Whatever the workload wrote is shown, even when it stopped mid-write.
                 hypercall::console::drain(self, host, u64::MAX);
                 return stop;
@@ -337,32 +397,32 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                         rip,
                     });
                 }
-                match self.back_and_map(gpa, host) {
-                    Ok(populated) => {
-                        self.stats.fault_prepared += populated.prepared;
-                        None
-                    }
-                    // A spurious fault: the page is mapped (nothing to do but resume).
-                    Err(FaultError::Mmu(MmuError::AlreadyMapped { .. })) => None,
-                    Err(e) => Some(e.into_stop(gpa, access, rip)),
-                }
+                let (gpa, intent) = self.intent(gpa);
+                self.fault(gpa, intent, host)
+                    .err()
+                    .map(|e| e.into_stop(gpa, access, rip))
             }
-            Exit::Hypercall { insn_len } => {
-                // The VMMCALL transport: number in RAX, arguments in RBX, RCX, RDX, RSI.
+            Exit::UnacceptedAccess { gpa } => Some(Stop::Unaccepted { gpa, rip }),
+            Exit::Hypercall => {
                 self.stats.hypercalls += 1;
-                let regs = vcpu.regs_mut();
-                regs.rip = regs.rip.wrapping_add(insn_len);
-                let request = hypercall::Request {
-                    number: regs.rax,
-                    args: [regs.rbx, regs.rcx, regs.rdx, regs.rsi],
-                };
+                let request = vcpu.hypercall();
                 match hypercall::dispatch(self, request, host) {
-                    hypercall::Outcome::Return(rax) => {
-                        vcpu.regs_mut().rax = rax;
+                    hypercall::Outcome::Return(value) => {
+                        vcpu.complete_hypercall(value);
                         None
                     }
                     hypercall::Outcome::Stop(stop) => Some(stop),
                 }
+            }
+            Exit::ConvertRequest {
+                gpa,
+                len,
+                to_private,
+            } => {
+                self.stats.hypercalls += 1;
+                let reply = hypercall::convert::request(self, gpa, len, to_private, host);
+                vcpu.complete_convert(reply);
+                None
             }
             Exit::Io { string: true, .. } => Some(Stop::Unsupported {
                 what: "string port I/O",
@@ -416,8 +476,9 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         }
     }
 
-    /// Pre-fault: back and map the 4 KiB page at `gpa` without running the workload
-    /// (the launch path loads and measures the image through this). Returns the frame.
+    /// Pre-fault: back and map the private 4 KiB page at `gpa` without running the
+    /// workload (the launch path loads and measures the image through this). Returns the
+    /// frame.
     pub fn prefault(&mut self, gpa: u64, host: &mut impl Host) -> Result<u64, Stop> {
         let populated = self
             .fault_in(gpa, host)
@@ -426,21 +487,58 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         Ok(populated.pa)
     }
 
-    /// The host frame backing the 4 KiB page at `gpa`, mapping it if it is not mapped.
+    /// The GPA a fault names without its shared bit, and what the access asked for.
+    fn intent(&self, gpa: u64) -> (u64, Intent) {
+        match V::SHARED_GPA_BIT {
+            0 => (gpa, Intent::Any),
+            bit if gpa & bit != 0 => (gpa & !bit, Intent::Shared),
+            _ => (gpa, Intent::Private),
+        }
+    }
+
+    /// Handle a not-present fault at `gpa`. Contention (a frozen entry, a busy external
+    /// table) is retried here, a bounded number of times, rather than by re-entering the
+    /// workload: a TD re-entered without progress trips the TDX module's zero-step
+    /// mitigation, which makes the contention worse.
+    fn fault(&mut self, gpa: u64, intent: Intent, host: &mut impl Host) -> Result<(), FaultError> {
+        let mut attempt = 0;
+        loop {
+            match self.back_and_map(gpa, intent, host) {
+                Ok(populated) => {
+                    self.stats.fault_prepared += populated.prepared;
+                    return Ok(());
+                }
+                // A spurious fault: the page is mapped (nothing to do but resume).
+                Err(FaultError::Mmu(MmuError::AlreadyMapped { .. })) => return Ok(()),
+                Err(FaultError::Mmu(e)) if is_contention(e) && attempt < FAULT_RETRIES => {
+                    attempt += 1;
+                    self.stats.fault_retries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The host frame backing the private 4 KiB page at `gpa`, mapping it if it is not
+    /// mapped.
     pub(crate) fn fault_in(
         &mut self,
         gpa: u64,
         host: &mut impl Host,
     ) -> Result<Populated, FaultError> {
         if gpa >> GPA_BITS == 0
-            && let Some(mapping) = self.npt.lookup(host, gpa)
+            && let Some(mapping) = self.tables.lookup(host, gpa, true)
         {
             return Ok(Populated {
                 pa: mapping.pa & !(PAGE - 1),
                 prepared: 0,
             });
         }
-        self.back_and_map(gpa, host)
+        let intent = match V::SHARED_GPA_BIT {
+            0 => Intent::Any,
+            _ => Intent::Private,
+        };
+        self.back_and_map(gpa, intent, host)
     }
 
     /// Back and map the 4 KiB page at `gpa`, which is not mapped (a not-present nested
@@ -448,22 +546,41 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     /// pages come from the slot's private memory object (prepared on first touch,
     /// the same frame after a zap); shared memory is mapped one-to-one. 2 MiB leaves
     /// are used where the slot prefers them, the block lies inside the slot and, for
-    /// private memory, the object's block is uniformly free or prepared.
-    fn back_and_map(&mut self, gpa: u64, host: &mut impl Host) -> Result<Populated, FaultError> {
+    /// private memory, the object's block is uniformly free or prepared. An access whose
+    /// intent (private or shared GPA) does not match the page maps nothing.
+    fn back_and_map(
+        &mut self,
+        gpa: u64,
+        intent: Intent,
+        host: &mut impl Host,
+    ) -> Result<Populated, FaultError> {
         // The 4-level table translates 48 bits; a wider GPA would alias a low mapping.
-        if gpa >> GPA_BITS != 0 {
+        if gpa >> GPA_BITS != 0 || gpa & V::SHARED_GPA_BIT != 0 {
             return Err(FaultError::Outside);
         }
         let page = gpa & !(PAGE - 1);
         let slot = self.slots.iter_mut().find(|s| s.contains(page, PAGE));
         let slot = slot.ok_or(FaultError::Outside)?;
         let block = page & !(HUGE - 1);
+        let private_slot = matches!(slot.backing, Backing::Private(_));
+        let converted = match &slot.backing {
+            Backing::Private(object) => object.is_shared(page - slot.gpa, PAGE),
+            Backing::Shared { .. } => false,
+        };
+        let private_page = private_slot && !converted;
+        match intent {
+            Intent::Private if !private_page => return Err(FaultError::Mismatch { private: true }),
+            Intent::Shared if private_page => return Err(FaultError::Mismatch { private: false }),
+            _ => {}
+        }
         // Only slots that can take 2 MiB leaves pay for the vacancy walk.
-        let huge_candidate = slot.huge || matches!(slot.backing, Backing::Shared { .. });
+        let huge_candidate = slot.huge || !private_slot;
         let huge_fits = huge_candidate
             && slot.contains(block, HUGE)
             && (block - slot.gpa).is_multiple_of(HUGE)
-            && self.npt.is_vacant(host, block, PageSize::Size2M);
+            && self
+                .tables
+                .is_vacant(host, block, PageSize::Size2M, private_page);
         let (map_gpa, pa, size, pinned, fresh) = match &mut slot.backing {
             Backing::Private(object) => {
                 let mut ops = FrameOps {
@@ -509,8 +626,8 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             }
         };
         // A failed map leaves a prepared frame prepared: its state lives in the object.
-        self.npt
-            .map(host, map_gpa, pa, size, Perms::ALL, pinned)
+        self.tables
+            .map(host, &mut self.vendor, map_gpa, pa, size, pinned)
             .map_err(FaultError::Mmu)?;
         if pinned && !fresh {
             self.stats.refaults += 1;
@@ -527,14 +644,19 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     }
 
     /// Remove the mappings in `scope` that intersect `[gpa, gpa + len)`. The frames stay
-    /// where they are: a private page refaults to the same, already prepared frame.
+    /// where they are: a private page refaults to the same, already prepared frame
+    /// (with an external table (TDX), a private leaf's contents go with it). A mapping
+    /// the external table refuses to give up stays, and the VM stops at the next check.
     pub fn zap(&mut self, gpa: u64, len: u64, scope: Scope, host: &mut impl Host) -> u64 {
-        let (cleared, span) = self.npt.zap_span(host, gpa, len, scope);
-        if let Some((start, end)) = span {
-            self.stats.zapped += cleared;
-            self.vendor.zap(start, end - start);
+        let zapped = self.tables.zap(host, &mut self.vendor, gpa, len, scope);
+        self.stats.zapped += zapped.cleared;
+        if let Some((gpa, error)) = zapped.refused {
+            self.failure.get_or_insert(Stop::Mmu {
+                error: MmuError::External(error),
+                gpa,
+            });
         }
-        cleared
+        zapped.cleared
     }
 
     /// Free the private backing of `[gpa, gpa + len)` (inside one private slot): its
@@ -556,18 +678,24 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             });
         };
         let mut ops = SlotOps::new(
-            &mut self.npt,
+            &mut self.tables,
             &mut *host,
             &mut self.vendor,
             &mut self.stats,
+            &mut self.failure,
             slot_gpa,
         );
         object.punch_hole(self.id, gpa - slot_gpa, len, &mut ops)
     }
 
-    /// The leaf mapping `gpa`, if any (for tests and diagnostics).
+    /// The leaf mapping `gpa`, if any (for tests and diagnostics): the private one, or
+    /// the shared one for a page that is shared memory.
     pub fn leaf(&self, gpa: u64, host: &mut impl Host) -> Option<u64> {
-        self.npt.lookup(host, gpa).map(|m| m.pte)
+        let private = !self.is_shared_page(gpa)
+            && self
+                .slot_containing(gpa, PAGE)
+                .is_some_and(|s| s.kind() == MemoryKind::Private);
+        self.tables.lookup(host, gpa, private).map(|m| m.pte)
     }
 
     /// Whether the page at `gpa` is private memory converted to shared.
@@ -581,6 +709,10 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
 
     pub fn vendor(&self) -> &V {
         &self.vendor
+    }
+
+    pub fn vendor_mut(&mut self) -> &mut V {
+        &mut self.vendor
     }
 
     /// Whether `[gpa, gpa + len)` lies inside one private slot.
@@ -629,10 +761,11 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         let result = match to {
             MemoryKind::Shared => {
                 let mut ops = SlotOps::new(
-                    &mut self.npt,
+                    &mut self.tables,
                     &mut *host,
                     &mut self.vendor,
                     &mut self.stats,
+                    &mut self.failure,
                     slot_gpa,
                 );
                 object.convert_to_shared(self.id, offset, len, &mut ops)
@@ -683,6 +816,11 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             }
         }
         Ok(())
+    }
+
+    /// Private 4 KiB pages mapped now, with their frames, in address order.
+    pub(crate) fn private_pages(&self, host: &mut impl Host) -> Vec<(u64, u64)> {
+        self.tables.private_pages(host)
     }
 
     pub(crate) fn pinning(&self) -> Pinning {

@@ -66,7 +66,7 @@ fn hypercall(call: u64, rbx: u64, rcx: u64) -> impl FnMut(&mut crate::vcpu::Regs
         regs.rax = call;
         regs.rbx = rbx;
         regs.rcx = rcx;
-        Exit::Hypercall { insn_len: 3 }
+        Exit::Hypercall
     }
 }
 

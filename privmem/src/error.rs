@@ -17,6 +17,9 @@ pub enum PrivMemError {
     Poisoned { offset: u64 },
     /// The vendor refused to prepare the frame; carries the vendor's code.
     Vendor { code: u64 },
+    /// A mapping of the range could not be removed (the vendor's code); nothing changed
+    /// hands.
+    Unmap { code: u64 },
 }
 
 impl fmt::Display for PrivMemError {
@@ -37,6 +40,10 @@ impl fmt::Display for PrivMemError {
             Self::Vendor { code } => write!(
                 f,
                 "the vendor refused to prepare the frame (code {code:#x})"
+            ),
+            Self::Unmap { code } => write!(
+                f,
+                "a mapping could not be removed (vendor code {code:#x}); nothing changed"
             ),
         }
     }

@@ -17,6 +17,8 @@ pub trait FrameHooks {
 /// Removes every second-level mapping of a range of the object. Called before any frame
 /// in the range changes hands, so a frame is never released while mapped.
 pub trait Unmapper {
-    /// Unmap object offsets `[offset, offset + len)`.
-    fn unmap(&mut self, offset: u64, len: u64);
+    /// Unmap object offsets `[offset, offset + len)`. An error means some mapping could
+    /// not be removed (an external table refused): the operation stops and no frame
+    /// changes hands.
+    fn unmap(&mut self, offset: u64, len: u64) -> Result<(), PrivMemError>;
 }

@@ -99,7 +99,7 @@ impl PrivateMemory {
     /// lifetime is the object's, not the VM instance's.
     pub fn release(&mut self, vm: VmId, unmapper: &mut impl Unmapper) -> Result<(), PrivMemError> {
         self.check_bound(vm)?;
-        unmapper.unmap(0, self.size());
+        unmapper.unmap(0, self.size())?;
         self.bound = None;
         Ok(())
     }
@@ -198,7 +198,7 @@ impl PrivateMemory {
         ops: &mut (impl Unmapper + FrameHooks),
     ) -> Result<u64, PrivMemError> {
         let (first, count) = self.pages(vm, offset, len, 1)?;
-        ops.unmap(offset, len);
+        ops.unmap(offset, len)?;
         Ok(self.give_back(first, count, PageState::Free, ops))
     }
 
@@ -215,7 +215,7 @@ impl PrivateMemory {
         ops: &mut (impl Unmapper + FrameHooks),
     ) -> Result<u64, PrivMemError> {
         let (first, count) = self.pages(vm, offset, len, 1)?;
-        ops.unmap(offset, len);
+        ops.unmap(offset, len)?;
         let states = &self.states;
         let prepared = |p: usize| states.get(p) == PageState::Prepared;
         for_each_run(first, count, prepared, |start, n| {
@@ -289,17 +289,19 @@ impl PrivateMemory {
         ops: &mut (impl Unmapper + FrameHooks),
     ) -> Result<(), PrivMemError> {
         let (page, _) = self.pages(vm, offset, FRAME_SIZE, 1)?;
-        ops.unmap(offset, FRAME_SIZE);
+        ops.unmap(offset, FRAME_SIZE)?;
         self.give_back(page, 1, PageState::Poisoned, ops);
         Ok(())
     }
 
     /// Tear the object down: every mapping goes, every prepared frame is invalidated and
-    /// returned. Returns the number of frames released.
-    pub fn destroy(mut self, ops: &mut (impl Unmapper + FrameHooks)) -> u64 {
-        ops.unmap(0, self.size());
+    /// returned. Returns the number of frames released; if a mapping could not be
+    /// removed, no frame is returned (they stay with the dropped object: leaked, never
+    /// handed out while something may still map them).
+    pub fn destroy(mut self, ops: &mut (impl Unmapper + FrameHooks)) -> Result<u64, PrivMemError> {
+        ops.unmap(0, self.size())?;
         let pages = self.states.len();
-        self.give_back(0, pages, PageState::Free, ops)
+        Ok(self.give_back(0, pages, PageState::Free, ops))
     }
 
     /// Move prepared pages in `[first, first + count)` to `to` after invalidating their

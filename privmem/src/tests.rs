@@ -12,6 +12,7 @@ const VM: VmId = VmId(1);
 struct Log {
     events: Vec<Event>,
     refuse_prepare: bool,
+    refuse_unmap: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,8 +40,12 @@ impl FrameHooks for Log {
 }
 
 impl Unmapper for Log {
-    fn unmap(&mut self, offset: u64, len: u64) {
+    fn unmap(&mut self, offset: u64, len: u64) -> Result<(), PrivMemError> {
         self.events.push(Event::Unmap(offset, len));
+        match self.refuse_unmap {
+            Some(code) => Err(PrivMemError::Unmap { code }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -171,7 +176,7 @@ fn pin_07_destroy_invalidates_every_prepared_frame_after_unmapping() {
     memory.get_huge(VM, 0x20_0000, &mut log).unwrap().unwrap();
     memory.get_pfn(VM, 0x1000, &mut log).unwrap();
     log.events.clear();
-    assert_eq!(memory.destroy(&mut log), 513);
+    assert_eq!(memory.destroy(&mut log), Ok(513));
     assert_eq!(
         log.events,
         [
@@ -282,4 +287,29 @@ fn ranges_are_checked() {
 #[test]
 fn metadata_is_two_bits_per_page() {
     assert_eq!(PrivateMemory::new(0, 1 << 30).metadata_bytes(), 64 * 1024);
+}
+
+#[test]
+fn pin_01_a_refused_unmap_stops_the_operation_before_any_frame_changes_hands() {
+    let mut memory = object(0x10_0000);
+    let mut log = Log::default();
+    memory.get_pfn(VM, 0x3000, &mut log).unwrap();
+    log.refuse_unmap = Some(0xbad);
+    log.events.clear();
+    let refused = PrivMemError::Unmap { code: 0xbad };
+    assert_eq!(memory.punch_hole(VM, 0, 0x10_0000, &mut log), Err(refused));
+    assert_eq!(
+        memory.convert_to_shared(VM, 0, 0x10_0000, &mut log),
+        Err(refused)
+    );
+    assert_eq!(memory.poison(VM, 0x3000, &mut log), Err(refused));
+    assert_eq!(memory.release(VM, &mut log), Err(refused));
+    assert!(
+        log.events.iter().all(|e| matches!(e, Event::Unmap(..))),
+        "nothing but the unmap attempts: {:?}",
+        log.events
+    );
+    assert_eq!(memory.prepared_frames(), 1);
+    assert_eq!(memory.bound_to(), Some(VM), "still bound");
+    assert_eq!(memory.destroy(&mut log), Err(refused));
 }

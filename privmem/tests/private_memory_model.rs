@@ -119,10 +119,11 @@ impl FrameHooks for User {
 }
 
 impl Unmapper for User {
-    fn unmap(&mut self, offset: u64, len: u64) {
+    fn unmap(&mut self, offset: u64, len: u64) -> Result<(), PrivMemError> {
         self.events.push(Event::Unmap(offset, len));
         self.leaves
             .retain(|&leaf, &mut (leaf_len, _)| !intersects(leaf, leaf_len, offset, len));
+        Ok(())
     }
 }
 
@@ -546,7 +547,10 @@ impl Harness {
         let prepared = self.object.prepared_frames();
         let mut expected = vec![Event::Unmap(0, self.size())];
         expected.extend(self.releases(0, self.pages.len()));
-        let released = self.object.destroy(&mut self.user);
+        let released = self
+            .object
+            .destroy(&mut self.user)
+            .expect("unmapping never fails here");
         prop_assert!(
             self.user.violations.is_empty(),
             "{:?}",

@@ -26,7 +26,7 @@ const IOIO_STRING: u64 = 1 << 2;
 /// for them, so the lengths are fixed here.
 const CPUID_LEN: u64 = 2;
 const MSR_LEN: u64 = 2;
-const VMMCALL_LEN: u64 = 3;
+pub(crate) const VMMCALL_LEN: u64 = 3;
 
 pub fn decode(vmcb: &Vmcb) -> Exit {
     let code = vmcb.read_u64(control::EXIT_CODE);
@@ -44,9 +44,7 @@ pub fn decode(vmcb: &Vmcb) -> Exit {
             },
             present: info1 & NPF_PRESENT != 0,
         },
-        EXIT_VMMCALL => Exit::Hypercall {
-            insn_len: VMMCALL_LEN,
-        },
+        EXIT_VMMCALL => Exit::Hypercall,
         EXIT_IOIO => Exit::Io {
             port: (info1 >> 16) as u16,
             // SZ8, SZ16, SZ32 are bits 4, 5, 6.
@@ -140,7 +138,7 @@ mod tests {
 
     #[test]
     fn the_rest_of_the_table() {
-        assert_eq!(exit(EXIT_VMMCALL, 0, 0), Exit::Hypercall { insn_len: 3 });
+        assert_eq!(exit(EXIT_VMMCALL, 0, 0), Exit::Hypercall);
         assert_eq!(exit(EXIT_HLT, 0, 0), Exit::Hlt);
         assert_eq!(exit(EXIT_SHUTDOWN, 0, 0), Exit::Shutdown);
         assert_eq!(exit(EXIT_CPUID, 0, 0), Exit::Cpuid { insn_len: 2 });

@@ -2,12 +2,13 @@
 //! the VMCB does not hold.
 
 use crate::cpu::Svm;
-use crate::exit::decode;
+use crate::exit::{VMMCALL_LEN, decode};
 use crate::phys;
 use crate::trampoline::{self, FpuAreas};
 use crate::vmcb::{Vmcb, control, save};
 use alloc::boxed::Box;
 use cloister_core::Exit;
+use cloister_core::hypercall::Request;
 use cloister_core::vcpu::{EntryState, Regs, Vcpu};
 
 /// Every bit set: intercept every port (12 KiB) and every MSR (8 KiB).
@@ -97,5 +98,20 @@ impl Vcpu for SvmVcpu<'_> {
             event |= EVENT_ERROR_CODE_VALID | (u64::from(code) << 32);
         }
         self.vmcb.write_u64(control::EVENT_INJ, event);
+    }
+
+    /// The VMMCALL transport: number in RAX, arguments in RBX, RCX, RDX, RSI.
+    fn hypercall(&self) -> Request {
+        let r = &self.regs;
+        Request {
+            number: r.rax,
+            args: [r.rbx, r.rcx, r.rdx, r.rsi],
+        }
+    }
+
+    /// The result goes in RAX.
+    fn complete_hypercall(&mut self, value: u64) {
+        self.regs.rax = value;
+        self.regs.rip = self.regs.rip.wrapping_add(VMMCALL_LEN);
     }
 }

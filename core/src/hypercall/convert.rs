@@ -5,6 +5,7 @@
 use super::shared_buffer::SharedBuffer;
 use crate::host::Host;
 use crate::mmu::{PteFormat, VendorMmu};
+use crate::vcpu::ConvertReply;
 use crate::vm::{ConvertError, Vm};
 use cloister_abi::hypercall::{
     CONVERT_MAX_ENTRIES, CONVERT_MAX_PAGES_PER_CALL, CONVERT_RANGE_SIZE, CONVERT_TO_PRIVATE,
@@ -120,4 +121,34 @@ fn merged(ranges: &Ranges) -> impl Iterator<Item = (u64, u64)> + '_ {
         }
         Some((gpa, pages))
     })
+}
+
+/// A conversion the workload asked for by its transport's own request (TDX MapGPA): at
+/// most [`CONVERT_MAX_PAGES_PER_CALL`] pages per exit, the rest answered with a retry
+/// from where this step stopped (and from the start when the range is busy).
+pub(crate) fn request<F: PteFormat, V: VendorMmu>(
+    vm: &mut Vm<F, V>,
+    gpa: u64,
+    len: u64,
+    to_private: bool,
+    host: &mut impl Host,
+) -> ConvertReply {
+    if !gpa.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) {
+        return ConvertReply::Misaligned;
+    }
+    if len == 0 || gpa.checked_add(len).is_none() || !vm.is_private_range(gpa, len) {
+        return ConvertReply::Invalid;
+    }
+    let to = if to_private {
+        MemoryKind::Private
+    } else {
+        MemoryKind::Shared
+    };
+    let step = len.min(CONVERT_MAX_PAGES_PER_CALL * PAGE);
+    match vm.convert(gpa, step, to, host) {
+        Ok(_) if step == len => ConvertReply::Done,
+        Ok(_) => ConvertReply::Retry { next: gpa + step },
+        Err(ConvertError::Busy) => ConvertReply::Retry { next: gpa },
+        Err(ConvertError::NotConvertible | ConvertError::Private(_)) => ConvertReply::Invalid,
+    }
 }

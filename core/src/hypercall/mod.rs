@@ -5,7 +5,7 @@
 //! its transport says.
 
 pub(crate) mod console;
-mod convert;
+pub(crate) mod convert;
 mod info;
 pub(crate) mod shared_buffer;
 
@@ -17,6 +17,7 @@ use cloister_abi::{Call, Error};
 
 /// One call as the workload made it: the raw number and four arguments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Request {
     pub number: u64,
     pub args: [u64; 4],

@@ -6,5 +6,7 @@ mod table;
 mod vendor;
 
 pub use format::{PageSize, Perms, PteFormat, Scope};
-pub use table::{ENTRIES, Mapping, MmuError, SecondLevelTable, TableMemory};
-pub use vendor::{VendorError, VendorMmu};
+pub use table::{
+    ENTRIES, ExternalSync, Mapping, MmuError, NoExternal, SecondLevelTable, Span, TableMemory,
+};
+pub use vendor::{ExternalTable, VendorError, VendorMmu};

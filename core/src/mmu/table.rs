@@ -1,6 +1,7 @@
 //! A 4-level radix table of `u64` entries: map, look up and clear leaves.
 
 use super::format::{PageSize, Perms, PteFormat};
+use super::vendor::VendorError;
 use core::marker::PhantomData;
 
 pub const ENTRIES: usize = 512;
@@ -28,6 +29,31 @@ pub enum MmuError {
     Frozen,
     /// An unfreeze found an entry that was not frozen.
     NotFrozen { pte: u64 },
+    /// The external table refused the change; the mirror entry kept its old value.
+    External(VendorError),
+}
+
+/// Keeps an external copy of a mirror table in step (the TDX S-EPT, changed only through
+/// the TDX module). Each call is made while the mirror entry it concerns holds
+/// [`PteFormat::FROZEN`], so no other walker acts on a half-made change; on an error the
+/// entry gets its old value back.
+pub trait ExternalSync<M> {
+    /// A new table page (`level` 1 = last level) now covers `gpa`.
+    fn link(&mut self, mem: &mut M, gpa: u64, level: usize, table: u64) -> Result<(), MmuError>;
+    /// A leaf of `size` at `gpa` now maps `pa`.
+    fn set_leaf(&mut self, mem: &mut M, gpa: u64, size: PageSize, pa: u64) -> Result<(), MmuError>;
+}
+
+/// A table without an external copy.
+pub struct NoExternal;
+
+impl<M> ExternalSync<M> for NoExternal {
+    fn link(&mut self, _: &mut M, _: u64, _: usize, _: u64) -> Result<(), MmuError> {
+        Ok(())
+    }
+    fn set_leaf(&mut self, _: &mut M, _: u64, _: PageSize, _: u64) -> Result<(), MmuError> {
+        Ok(())
+    }
 }
 
 /// A present leaf found by [`SecondLevelTable::lookup`].
@@ -49,6 +75,30 @@ pub struct SecondLevelTable<F: PteFormat> {
     /// an entry is frozen, the one change that can unlink a table.
     last_leaf_table: Option<(u64, u64)>,
     format: PhantomData<F>,
+}
+
+/// What a zap walks over.
+struct Walk {
+    range: core::ops::Range<u64>,
+    scope: super::Scope,
+}
+
+/// The smallest range covering every leaf added.
+#[derive(Default)]
+pub struct Span(Option<(u64, u64)>);
+
+impl Span {
+    pub fn add(&mut self, leaf: u64, size: PageSize) {
+        let end = leaf + size.bytes();
+        self.0 = Some(
+            self.0
+                .map_or((leaf, end), |(s, e)| (s.min(leaf), e.max(end))),
+        );
+    }
+
+    pub fn get(&self) -> Option<(u64, u64)> {
+        self.0
+    }
 }
 
 const fn index(gpa: u64, level: usize) -> usize {
@@ -106,10 +156,26 @@ impl<F: PteFormat> SecondLevelTable<F> {
         perms: Perms,
         pinned: bool,
     ) -> Result<(), MmuError> {
+        self.map_synced(mem, gpa, pa, size, perms, pinned, &mut NoExternal)
+    }
+
+    /// [`SecondLevelTable::map`] for a mirror table: every table linked and the leaf
+    /// itself are pushed to `external` first, each while its entry is frozen.
+    #[allow(clippy::too_many_arguments)]
+    pub fn map_synced<M: TableMemory>(
+        &mut self,
+        mem: &mut M,
+        gpa: u64,
+        pa: u64,
+        size: PageSize,
+        perms: Perms,
+        pinned: bool,
+        external: &mut impl ExternalSync<M>,
+    ) -> Result<(), MmuError> {
         if pa & (size.bytes() - 1) != 0 {
             return Err(MmuError::Misaligned);
         }
-        let (table, slot) = self.entry_slot(mem, gpa, size)?;
+        let (table, slot) = self.entry_slot(mem, gpa, size, external)?;
         let entry = &mut mem.table(table)[slot];
         if *entry == F::FROZEN {
             return Err(MmuError::Frozen);
@@ -117,8 +183,13 @@ impl<F: PteFormat> SecondLevelTable<F> {
         if F::is_present(*entry) {
             return Err(MmuError::AlreadyMapped { pte: *entry });
         }
-        *entry = F::leaf(pa, size, perms) | if pinned { F::PINNED } else { 0 };
-        Ok(())
+        let old = core::mem::replace(entry, F::FROZEN);
+        let result = external.set_leaf(mem, gpa, size, pa);
+        mem.table(table)[slot] = match result {
+            Ok(()) => F::leaf(pa, size, perms) | if pinned { F::PINNED } else { 0 },
+            Err(_) => old,
+        };
+        result
     }
 
     /// Lock the entry for a `size` leaf at `gpa` by writing [`PteFormat::FROZEN`] into
@@ -134,7 +205,7 @@ impl<F: PteFormat> SecondLevelTable<F> {
         gpa: u64,
         size: PageSize,
     ) -> Result<u64, MmuError> {
-        let (table, slot) = self.entry_slot(mem, gpa, size)?;
+        let (table, slot) = self.entry_slot(mem, gpa, size, &mut NoExternal)?;
         // A frozen 2 MiB-level entry may be one that linked a table.
         self.last_leaf_table = None;
         let entry = &mut mem.table(table)[slot];
@@ -153,7 +224,7 @@ impl<F: PteFormat> SecondLevelTable<F> {
         size: PageSize,
         value: u64,
     ) -> Result<(), MmuError> {
-        let (table, slot) = self.entry_slot(mem, gpa, size)?;
+        let (table, slot) = self.entry_slot(mem, gpa, size, &mut NoExternal)?;
         let entry = &mut mem.table(table)[slot];
         if *entry != F::FROZEN {
             return Err(MmuError::NotFrozen { pte: *entry });
@@ -163,12 +234,13 @@ impl<F: PteFormat> SecondLevelTable<F> {
     }
 
     /// The table and index of the entry for a `size` leaf at `gpa`, creating the tables
-    /// above it.
-    fn entry_slot(
+    /// above it (each linked to `external` while its parent entry is frozen).
+    fn entry_slot<M: TableMemory>(
         &mut self,
-        mem: &mut impl TableMemory,
+        mem: &mut M,
         gpa: u64,
         size: PageSize,
+        external: &mut impl ExternalSync<M>,
     ) -> Result<(u64, usize), MmuError> {
         if gpa & (size.bytes() - 1) != 0 {
             return Err(MmuError::Misaligned);
@@ -188,6 +260,13 @@ impl<F: PteFormat> SecondLevelTable<F> {
                 return Err(MmuError::Frozen);
             } else if !F::is_present(pte) {
                 let next = mem.alloc_table().ok_or(MmuError::OutOfTables)?;
+                mem.table(table)[slot] = F::FROZEN;
+                let span = 1u64 << (12 + 9 * (level - 1));
+                if let Err(e) = external.link(mem, gpa & !(span - 1), level - 1, next) {
+                    mem.table(table)[slot] = pte;
+                    mem.free_table(next);
+                    return Err(e);
+                }
                 self.pages += 1;
                 mem.table(table)[slot] = F::table(next);
                 next
@@ -215,12 +294,39 @@ impl<F: PteFormat> SecondLevelTable<F> {
         scope: super::Scope,
         mut cleared: impl FnMut(u64, PageSize, u64),
     ) -> u64 {
+        let (count, done) = self.zap_synced(mem, gpa, len, scope, |_, leaf, size, pte| {
+            cleared(leaf, size, pte);
+            Ok::<(), core::convert::Infallible>(())
+        });
+        match done {
+            Ok(()) => count,
+        }
+    }
+
+    /// [`SecondLevelTable::zap`] for a mirror table: each leaf is frozen while
+    /// `remove(mem, leaf_gpa, size, old_entry)` takes it out of the external copy, then
+    /// cleared. The first refusal puts that leaf back and ends the zap. Returns the
+    /// number cleared and whether every leaf went.
+    pub fn zap_synced<M: TableMemory, E>(
+        &mut self,
+        mem: &mut M,
+        gpa: u64,
+        len: u64,
+        scope: super::Scope,
+        mut remove: impl FnMut(&mut M, u64, PageSize, u64) -> Result<(), E>,
+    ) -> (u64, Result<(), E>) {
+        let mut count = 0;
         // An empty range intersects nothing, not even the leaf it points into.
         if len == 0 {
-            return 0;
+            return (0, Ok(()));
         }
         let end = gpa.saturating_add(len);
-        self.zap_table(mem, self.root, LEVELS, 0, gpa..end, scope, &mut cleared)
+        let walk = Walk {
+            range: gpa..end,
+            scope,
+        };
+        let done = self.zap_table(mem, self.root, LEVELS, 0, &walk, &mut count, &mut remove);
+        (count, done)
     }
 
     /// [`SecondLevelTable::zap`], returning how many leaves were cleared and the span
@@ -233,30 +339,26 @@ impl<F: PteFormat> SecondLevelTable<F> {
         len: u64,
         scope: super::Scope,
     ) -> (u64, Option<(u64, u64)>) {
-        let mut span: Option<(u64, u64)> = None;
-        let count = self.zap(mem, gpa, len, scope, |leaf, size, _| {
-            let end = leaf + size.bytes();
-            span = Some(span.map_or((leaf, end), |(s, e)| (s.min(leaf), e.max(end))));
-        });
-        (count, span)
+        let mut span = Span::default();
+        let count = self.zap(mem, gpa, len, scope, |leaf, size, _| span.add(leaf, size));
+        (count, span.get())
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn zap_table(
+    fn zap_table<M: TableMemory, E>(
         &mut self,
-        mem: &mut impl TableMemory,
+        mem: &mut M,
         table: u64,
         level: usize,
         table_base: u64,
-        range: core::ops::Range<u64>,
-        scope: super::Scope,
-        cleared: &mut impl FnMut(u64, PageSize, u64),
-    ) -> u64 {
+        walk: &Walk,
+        count: &mut u64,
+        remove: &mut impl FnMut(&mut M, u64, PageSize, u64) -> Result<(), E>,
+    ) -> Result<(), E> {
         let span = 1u64 << (12 + 9 * (level - 1));
-        let mut count = 0;
         for slot in 0..ENTRIES {
             let base = table_base + slot as u64 * span;
-            if base >= range.end || base + span <= range.start {
+            if base >= walk.range.end || base + span <= walk.range.start {
                 continue;
             }
             let pte = mem.table(table)[slot];
@@ -265,27 +367,52 @@ impl<F: PteFormat> SecondLevelTable<F> {
             }
             let leaf = level == 1 || F::is_huge(pte);
             if !leaf {
-                count += self.zap_table(
-                    mem,
-                    F::address(pte),
-                    level - 1,
-                    base,
-                    range.clone(),
-                    scope,
-                    cleared,
-                );
-            } else if scope.covers::<F>(pte) {
-                mem.table(table)[slot] = 0;
+                self.zap_table(mem, F::address(pte), level - 1, base, walk, count, remove)?;
+            } else if walk.scope.covers::<F>(pte) {
                 let size = if level == 1 {
                     PageSize::Size4K
                 } else {
                     PageSize::Size2M
                 };
-                cleared(base, size, pte);
-                count += 1;
+                mem.table(table)[slot] = F::FROZEN;
+                let removed = remove(mem, base, size, pte);
+                mem.table(table)[slot] = if removed.is_ok() { 0 } else { pte };
+                removed?;
+                *count += 1;
             }
         }
-        count
+        Ok(())
+    }
+
+    /// Every present leaf, as (gpa, size, entry), in address order.
+    pub fn leaves(&self, mem: &mut impl TableMemory) -> alloc::vec::Vec<(u64, PageSize, u64)> {
+        let mut found = alloc::vec::Vec::new();
+        Self::collect_leaves(mem, self.root, LEVELS, 0, &mut found);
+        found
+    }
+
+    fn collect_leaves(
+        mem: &mut impl TableMemory,
+        table: u64,
+        level: usize,
+        table_base: u64,
+        found: &mut alloc::vec::Vec<(u64, PageSize, u64)>,
+    ) {
+        let span = 1u64 << (12 + 9 * (level - 1));
+        for slot in 0..ENTRIES {
+            let pte = mem.table(table)[slot];
+            if !F::is_present(pte) {
+                continue;
+            }
+            let base = table_base + slot as u64 * span;
+            if level == 1 {
+                found.push((base, PageSize::Size4K, pte));
+            } else if F::is_huge(pte) {
+                found.push((base, PageSize::Size2M, pte));
+            } else {
+                Self::collect_leaves(mem, F::address(pte), level - 1, base, found);
+            }
+        }
     }
 
     /// Whether a `size` leaf at `gpa` could be installed: nothing maps any part of it and
