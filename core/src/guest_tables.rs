@@ -233,6 +233,20 @@ impl<F: PteFormat> GuestTables<F> {
         pages
     }
 
+    /// Private leaves as (gpa, size, frame).
+    pub fn private_leaves(&self, mem: &mut impl TableMemory) -> Vec<(u64, PageSize, u64)> {
+        let leaves = self.private.leaves(mem).into_iter();
+        leaves
+            .filter(|&(_, _, pte)| F::is_pinned(pte))
+            .map(|(gpa, size, pte)| (gpa, size, F::address(pte)))
+            .collect()
+    }
+
+    /// Tables the private table links, as (gpa, level).
+    pub fn private_table_links(&self, mem: &mut impl TableMemory) -> Vec<(u64, usize)> {
+        self.private.links(mem)
+    }
+
     /// Free every table page. The caller zapped every leaf; the vendor retires its
     /// external table first, and only the external pages it gives back are freed (the
     /// others stay out of use: the external side may still own them).

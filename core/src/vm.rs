@@ -366,18 +366,26 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     /// Run the workload until it stops.
     pub fn run(&mut self, vcpu: &mut impl Vcpu, host: &mut impl Host) -> Stop {
         loop {
-            let exit = vcpu.run();
-            self.stats.exits += 1;
-            let stop = self.handle(exit, vcpu, host);
-            if let Some(stop) = stop.or_else(|| self.failure.take()) {
-                // Whatever the workload wrote is shown, even when it stopped mid-write.
-                hypercall::console::drain(self, host, u64::MAX);
+            if let Some(stop) = self.step(vcpu, host) {
                 return stop;
             }
-            if self.console_pending.is_some() {
-                hypercall::console::drain(self, host, CONSOLE_DRAIN_PER_EXIT);
-            }
         }
+    }
+
+    /// Run the workload to its next exit and handle it; `Some` when it stopped.
+    pub fn step(&mut self, vcpu: &mut impl Vcpu, host: &mut impl Host) -> Option<Stop> {
+        let exit = vcpu.run();
+        self.stats.exits += 1;
+        let stop = self.handle(exit, vcpu, host);
+        if let Some(stop) = stop.or_else(|| self.failure.take()) {
+            // Whatever the workload wrote is shown, even when it stopped mid-write.
+            hypercall::console::drain(self, host, u64::MAX);
+            return Some(stop);
+        }
+        if self.console_pending.is_some() {
+            hypercall::console::drain(self, host, CONSOLE_DRAIN_PER_EXIT);
+        }
+        None
     }
 
     fn handle(&mut self, exit: Exit, vcpu: &mut impl Vcpu, host: &mut impl Host) -> Option<Stop> {
@@ -696,6 +704,17 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                 .slot_containing(gpa, PAGE)
                 .is_some_and(|s| s.kind() == MemoryKind::Private);
         self.tables.lookup(host, gpa, private).map(|m| m.pte)
+    }
+
+    /// Every private leaf as (gpa, size, frame), in address order (diagnostics, and the
+    /// checks that a vendor's external table agrees with the mirror).
+    pub fn private_leaves(&self, host: &mut impl Host) -> Vec<(u64, PageSize, u64)> {
+        self.tables.private_leaves(host)
+    }
+
+    /// Every table the private (mirror) table links, as (gpa, level; 1 = last level).
+    pub fn private_table_links(&self, host: &mut impl Host) -> Vec<(u64, usize)> {
+        self.tables.private_table_links(host)
     }
 
     /// Whether the page at `gpa` is private memory converted to shared.

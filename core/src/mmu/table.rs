@@ -391,6 +391,31 @@ impl<F: PteFormat> SecondLevelTable<F> {
         found
     }
 
+    /// Every linked table below the root, as (gpa it covers, level; 1 = last level).
+    pub fn links(&self, mem: &mut impl TableMemory) -> alloc::vec::Vec<(u64, usize)> {
+        let mut found = alloc::vec::Vec::new();
+        Self::collect_links(mem, self.root, LEVELS, 0, &mut found);
+        found
+    }
+
+    fn collect_links(
+        mem: &mut impl TableMemory,
+        table: u64,
+        level: usize,
+        table_base: u64,
+        found: &mut alloc::vec::Vec<(u64, usize)>,
+    ) {
+        let span = 1u64 << (12 + 9 * (level - 1));
+        for slot in 0..ENTRIES {
+            let pte = mem.table(table)[slot];
+            if level > 1 && F::is_present(pte) && !F::is_huge(pte) {
+                let base = table_base + slot as u64 * span;
+                found.push((base, level - 1));
+                Self::collect_links(mem, F::address(pte), level - 1, base, found);
+            }
+        }
+    }
+
     fn collect_leaves(
         mem: &mut impl TableMemory,
         table: u64,
@@ -756,5 +781,145 @@ mod tests {
         .unwrap();
         assert_eq!(t.lookup(&mut host, 0x20_1000).unwrap().pa, 0xa000);
         assert_eq!(t.lookup(&mut host, 0x20_0000).unwrap().pa, 0x9000);
+    }
+
+    /// The raw entry at `level` (1 = last) for `gpa`, walking without creating tables.
+    fn raw_entry(host: &mut FakeHost, root: u64, gpa: u64, level: usize) -> Option<u64> {
+        let mut table = root;
+        for l in (level + 1..=LEVELS).rev() {
+            let pte = host.table(table)[index(gpa, l)];
+            if !TestFormat::is_present(pte) {
+                return None;
+            }
+            table = TestFormat::address(pte);
+        }
+        Some(host.table(table)[index(gpa, level)])
+    }
+
+    /// An external table that checks the mirror entry is frozen during each change,
+    /// and refuses the calls it is told to.
+    struct Checking {
+        root: u64,
+        refuse_leaf: bool,
+        links: std::vec::Vec<(u64, usize)>,
+        leaves: std::vec::Vec<u64>,
+    }
+
+    impl ExternalSync<FakeHost> for Checking {
+        fn link(
+            &mut self,
+            mem: &mut FakeHost,
+            gpa: u64,
+            level: usize,
+            _: u64,
+        ) -> Result<(), MmuError> {
+            assert_eq!(
+                raw_entry(mem, self.root, gpa, level + 1),
+                Some(TestFormat::FROZEN)
+            );
+            self.links.push((gpa, level));
+            Ok(())
+        }
+        fn set_leaf(
+            &mut self,
+            mem: &mut FakeHost,
+            gpa: u64,
+            size: PageSize,
+            _: u64,
+        ) -> Result<(), MmuError> {
+            assert_eq!(
+                raw_entry(mem, self.root, gpa, size.level()),
+                Some(TestFormat::FROZEN)
+            );
+            if self.refuse_leaf {
+                return Err(MmuError::External(VendorError::busy(1, "busy")));
+            }
+            self.leaves.push(gpa);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn tdx_03_mirror_entries_are_frozen_while_their_external_copy_changes() {
+        let mut host = FakeHost::new(64);
+        let mut t = table(&mut host);
+        let mut external = Checking {
+            root: t.root(),
+            refuse_leaf: true,
+            links: std::vec::Vec::new(),
+            leaves: std::vec::Vec::new(),
+        };
+        let gpa = 0x4020_3000;
+        let refused = t.map_synced(
+            &mut host,
+            gpa,
+            0x9000,
+            PageSize::Size4K,
+            Perms::ALL,
+            true,
+            &mut external,
+        );
+        assert!(matches!(refused, Err(MmuError::External(e)) if e.busy));
+        // Tables went to the external side top-down before the leaf; the refused leaf
+        // left its entry as it was.
+        assert_eq!(external.links, [(0, 3), (0x4000_0000, 2), (0x4020_0000, 1)]);
+        assert_eq!(raw_entry(&mut host, t.root(), gpa, 1), Some(0));
+        external.refuse_leaf = false;
+        t.map_synced(
+            &mut host,
+            gpa,
+            0x9000,
+            PageSize::Size4K,
+            Perms::ALL,
+            true,
+            &mut external,
+        )
+        .unwrap();
+        assert_eq!(external.links.len(), 3, "tables linked once");
+        assert_eq!(external.leaves, [gpa]);
+        assert_eq!(t.lookup(&mut host, gpa).unwrap().pa, 0x9000);
+    }
+
+    #[test]
+    fn tdx_03_a_refused_external_removal_puts_the_leaf_back_and_ends_the_zap() {
+        let mut host = FakeHost::new(64);
+        let mut t = table(&mut host);
+        for (i, gpa) in [0x1000u64, 0x2000, 0x3000].into_iter().enumerate() {
+            t.map(
+                &mut host,
+                gpa,
+                0x10_0000 + i as u64 * 0x1000,
+                PageSize::Size4K,
+                Perms::ALL,
+                true,
+            )
+            .unwrap();
+        }
+        let root = t.root();
+        let (count, done) = t.zap_synced(
+            &mut host,
+            0,
+            u64::MAX,
+            Scope::Private,
+            |mem, gpa, size, _| {
+                assert_eq!(
+                    raw_entry(mem, root, gpa, size.level()),
+                    Some(TestFormat::FROZEN)
+                );
+                if gpa == 0x2000 {
+                    Err("refused")
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert_eq!((count, done), (1, Err("refused")));
+        assert!(t.lookup(&mut host, 0x1000).is_none());
+        assert_eq!(t.lookup(&mut host, 0x2000).unwrap().pa, 0x10_1000, "kept");
+        assert_eq!(
+            t.lookup(&mut host, 0x3000).unwrap().pa,
+            0x10_2000,
+            "never reached"
+        );
     }
 }
