@@ -18,12 +18,14 @@ pub(crate) struct SharedBuffer {
 
 impl SharedBuffer {
     /// `[gpa, gpa + len)` if it lies entirely inside one shared region, or inside
-    /// private memory that was converted to shared page by page.
+    /// private memory that was converted to shared page by page. Where shared memory
+    /// has its own alias (TDX), the workload may name the buffer by either.
     pub fn new<F: PteFormat, V: VendorMmu>(
         vm: &Vm<F, V>,
         gpa: u64,
         len: u64,
     ) -> Result<Self, Error> {
+        let gpa = gpa & !V::SHARED_GPA_BIT;
         let slot = vm.slot_containing(gpa, len).ok_or(Error::NotShared)?;
         let offset = gpa - slot.gpa;
         match &slot.backing {
