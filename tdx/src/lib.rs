@@ -12,12 +12,17 @@ extern crate alloc;
 extern crate std;
 
 pub mod abi;
+pub mod ept;
+pub mod mmu;
 pub mod model;
 pub mod module;
 #[cfg(target_arch = "x86_64")]
 pub mod seamcall;
 pub mod status;
+pub mod transport;
 
 pub use abi::Level;
+pub use ept::EptFormat;
+pub use mmu::{TdxMmu, TdxStats};
 pub use module::{TdPages, TdxModule};
 pub use status::Status;

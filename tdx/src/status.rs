@@ -46,6 +46,14 @@ impl Status {
     pub const INTERRUPTED_RESUMABLE: Self = Self(0x8000_0003_0000_0000);
     pub const RND_NO_ENTROPY: Self = Self(0x8000_0203_0000_0000);
     pub const VCPU_NOT_ASSOCIATED: Self = Self(0x8000_0702_0000_0000);
+    /// The TD's key is gone or going (after VPFLUSHDONE): no memory call, no entry.
+    pub const TD_KEYS_NOT_CONFIGURED: Self = Self(0x8000_0810_0000_0000);
+    /// KEY.FREEID before the cache write-back completed.
+    pub const WBCACHE_NOT_COMPLETE: Self = Self(0x8000_0817_0000_0000);
+    /// Success class: CACHE.WB had nothing to write back for a key.
+    pub const NO_HKID_READY_TO_WBCACHE: Self = Self(0x0000_0821_0000_0000);
+    /// A CACHE.WB resume with no interrupted write-back.
+    pub const WBCACHE_RESUME_ERROR: Self = Self(0xC000_0823_0000_0000);
 
     /// The class and code, without operand details.
     pub const fn code(self) -> Self {
@@ -77,13 +85,28 @@ const NAMES: &[(Status, &str)] = &[
     (Status::SUCCESS, "TDX_SUCCESS"),
     (Status::OPERAND_INVALID, "TDX_OPERAND_INVALID"),
     (Status::OPERAND_BUSY, "TDX_OPERAND_BUSY"),
-    (Status::PREVIOUS_TLB_EPOCH_BUSY, "TDX_PREVIOUS_TLB_EPOCH_BUSY"),
-    (Status::OPERAND_BUSY_HOST_PRIORITY, "TDX_OPERAND_BUSY_HOST_PRIORITY"),
-    (Status::PAGE_METADATA_INCORRECT, "TDX_PAGE_METADATA_INCORRECT"),
+    (
+        Status::PREVIOUS_TLB_EPOCH_BUSY,
+        "TDX_PREVIOUS_TLB_EPOCH_BUSY",
+    ),
+    (
+        Status::OPERAND_BUSY_HOST_PRIORITY,
+        "TDX_OPERAND_BUSY_HOST_PRIORITY",
+    ),
+    (
+        Status::PAGE_METADATA_INCORRECT,
+        "TDX_PAGE_METADATA_INCORRECT",
+    ),
     (Status::PAGE_NOT_OWNED_BY_TD, "TDX_PAGE_NOT_OWNED_BY_TD"),
     (Status::PAGE_NOT_FREE, "TDX_PAGE_NOT_FREE"),
-    (Status::TD_ASSOCIATED_PAGES_EXIST, "TDX_TD_ASSOCIATED_PAGES_EXIST"),
-    (Status::LIFECYCLE_STATE_INCORRECT, "TDX_LIFECYCLE_STATE_INCORRECT"),
+    (
+        Status::TD_ASSOCIATED_PAGES_EXIST,
+        "TDX_TD_ASSOCIATED_PAGES_EXIST",
+    ),
+    (
+        Status::LIFECYCLE_STATE_INCORRECT,
+        "TDX_LIFECYCLE_STATE_INCORRECT",
+    ),
     (Status::OP_STATE_INCORRECT, "TDX_OP_STATE_INCORRECT"),
     (Status::NO_VCPUS, "TDX_NO_VCPUS"),
     (Status::FLUSHVP_NOT_DONE, "TDX_FLUSHVP_NOT_DONE"),
@@ -94,17 +117,33 @@ const NAMES: &[(Status, &str)] = &[
     (Status::EPT_ENTRY_NOT_LEAF, "TDX_EPT_ENTRY_NOT_LEAF"),
     (Status::EPT_ENTRY_LEAF, "TDX_EPT_ENTRY_LEAF"),
     (Status::GPA_RANGE_NOT_BLOCKED, "TDX_GPA_RANGE_NOT_BLOCKED"),
-    (Status::GPA_RANGE_ALREADY_BLOCKED, "TDX_GPA_RANGE_ALREADY_BLOCKED"),
+    (
+        Status::GPA_RANGE_ALREADY_BLOCKED,
+        "TDX_GPA_RANGE_ALREADY_BLOCKED",
+    ),
     (Status::TLB_TRACKING_NOT_DONE, "TDX_TLB_TRACKING_NOT_DONE"),
-    (Status::EPT_INVALID_PROMOTE_CONDITIONS, "TDX_EPT_INVALID_PROMOTE_CONDITIONS"),
+    (
+        Status::EPT_INVALID_PROMOTE_CONDITIONS,
+        "TDX_EPT_INVALID_PROMOTE_CONDITIONS",
+    ),
     (Status::PAGE_ALREADY_ACCEPTED, "TDX_PAGE_ALREADY_ACCEPTED"),
     (Status::PAGE_SIZE_MISMATCH, "TDX_PAGE_SIZE_MISMATCH"),
     (Status::GPA_RANGE_BLOCKED, "TDX_GPA_RANGE_BLOCKED"),
-    (Status::EPT_ENTRY_STATE_INCORRECT, "TDX_EPT_ENTRY_STATE_INCORRECT"),
+    (
+        Status::EPT_ENTRY_STATE_INCORRECT,
+        "TDX_EPT_ENTRY_STATE_INCORRECT",
+    ),
     (Status::EPT_PAGE_NOT_FREE, "TDX_EPT_PAGE_NOT_FREE"),
     (Status::INTERRUPTED_RESUMABLE, "TDX_INTERRUPTED_RESUMABLE"),
     (Status::RND_NO_ENTROPY, "TDX_RND_NO_ENTROPY"),
     (Status::VCPU_NOT_ASSOCIATED, "TDX_VCPU_NOT_ASSOCIATED"),
+    (Status::TD_KEYS_NOT_CONFIGURED, "TDX_TD_KEYS_NOT_CONFIGURED"),
+    (Status::WBCACHE_NOT_COMPLETE, "TDX_WBCACHE_NOT_COMPLETE"),
+    (
+        Status::NO_HKID_READY_TO_WBCACHE,
+        "TDX_NO_HKID_READY_TO_WBCACHE",
+    ),
+    (Status::WBCACHE_RESUME_ERROR, "TDX_WBCACHE_RESUME_ERROR"),
 ];
 
 impl fmt::Debug for Status {
