@@ -56,7 +56,11 @@ impl Level {
     pub const TOP: Self = Self::L512G;
 
     pub const fn new(level: u8) -> Option<Self> {
-        if level <= Self::TOP.0 { Some(Self(level)) } else { None }
+        if level <= Self::TOP.0 {
+            Some(Self(level))
+        } else {
+            None
+        }
     }
 
     pub const fn get(self) -> u8 {

@@ -1,5 +1,6 @@
 //! The shipped appliance configurations besides the default boot and run their
-//! workload to a clean exit, with the RAM their `platform.ram` declares.
+//! workload to a clean exit, with the RAM their `platform.ram` declares; the TDX one
+//! boots and says that TDX cannot run here.
 
 use cloister_runner::{BootProtocol, Machine, Outcome};
 use cloister_tests::harness::{boot, describe, image};
@@ -27,6 +28,45 @@ fn the_edge_gateway_appliance_runs_its_workload_to_a_clean_exit() {
         result.log.iter().any(|line| line
             .text
             .contains("host page tables: 1024 2M + 0 4K mappings")),
+        "{context}"
+    );
+}
+
+/// TDX cannot run under QEMU's emulation (no SEAM mode, no TDX module): the TDX image
+/// boots, says so in one plain line and leaves QEMU with the backend-unavailable value,
+/// which `cargo xtask run` turns into status 2 (tools/xtask/src/exit_status.rs).
+#[test]
+fn the_tdx_appliance_says_plainly_that_tdx_cannot_run_under_qemu() {
+    let image = image("config/tdx.toml");
+    let result = boot(&image, Machine::Microvm, BootProtocol::Pvh);
+    let context = describe(&result);
+    assert_eq!(result.outcome, Outcome::BackendUnavailable, "{context}");
+    // isa-debug-exit value 4.
+    assert_eq!(result.qemu_status, Some(9), "{context}");
+    assert!(result.summary.is_none(), "no workload ran\n{context}");
+    let last = result.console.lines().rev().find(|l| !l.trim().is_empty());
+    assert_eq!(
+        last,
+        Some(
+            "cloister: backend \"tdx\" cannot run here: TDX needs a CPU with SEAM mode and a \
+             loaded TDX module, and QEMU's emulation provides neither (the TDX backend is \
+             tested against its software model: cargo test -p cloister-tdx)"
+        ),
+        "{context}"
+    );
+    // The reason from the detection, in the log: QEMU's CPUs have no SEAM range register.
+    assert!(
+        result.log.iter().any(|line| line
+            .text
+            .contains("TDX unavailable: the CPU has no SEAM range register")),
+        "{context}"
+    );
+    // Nothing SVM ran.
+    assert!(
+        !result
+            .log
+            .iter()
+            .any(|line| line.text.contains("SVM enabled")),
         "{context}"
     );
 }

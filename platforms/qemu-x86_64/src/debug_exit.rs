@@ -9,6 +9,9 @@ pub enum Outcome {
     WorkloadFailed = 1,
     WorkloadStopped = 2,
     HypervisorFailed = 3,
+    /// The image's backend cannot run on this CPU (TDX under QEMU's emulation); the
+    /// console says why. QEMU exits with status 9.
+    BackendUnavailable = 4,
 }
 
 const DEBUG_EXIT_PORT: u16 = 0xf4;

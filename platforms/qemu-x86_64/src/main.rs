@@ -1,6 +1,7 @@
 //! Cloister on QEMU x86-64: boot, check the firmware's RAM against the build-time pool
 //! placement, switch to page tables that leave the private pools out, turn SVM on,
-//! launch the configured workload and run it to its end.
+//! launch the configured workload and run it to its end. An image built for
+//! `backend = "tdx"` stops after the heap is set up instead: see [`tdx_backend`].
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -13,6 +14,7 @@ mod heap;
 mod host_tables;
 mod memory_check;
 mod selftest;
+mod tdx_backend;
 
 use cloister_core::Stop;
 use cloister_core::vm::{Vm, VmSpec};
@@ -38,6 +40,17 @@ mod generated {
     use cloister_abi::MemoryKind;
     use cloister_core::memslot::SlotSpec;
     use cloister_core::vm::Pinning;
+
+    /// The backends a configuration can name (`BACKEND` is the image's); the build
+    /// refuses those this board cannot build.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Backend {
+        Svm,
+        Sev,
+        SevSnp,
+        Tdx,
+    }
+
     include!(concat!(env!("OUT_DIR"), "/config.rs"));
 }
 
@@ -81,6 +94,9 @@ extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
     host_tables::switch();
     selftest::after_host_tables(SELFTEST);
     heap::init();
+    if BACKEND == Backend::Tdx {
+        tdx_backend::stop();
+    }
 
     let svm = Svm::enable().unwrap_or_else(|e| {
         println!("cloister: cannot run workloads on this CPU: {e}");

@@ -1,16 +1,55 @@
-//! Raw hypercalls over VMMCALL, following cloister_abi's register convention.
+//! Raw hypercalls, following cloister_abi's register convention, over the transport
+//! the boot info names: VMMCALL (SVM), or TDG.VP.VMCALL when `features` has
+//! `FEATURE_TRANSPORT_TDVMCALL` (TDX; see [`crate::tdcall`] and docs/abi.md,
+//! Transports).
 
-use cloister_abi::{Call, Error};
+use cloister_abi::hypercall::FEATURE_TRANSPORT_TDVMCALL;
+use cloister_abi::{BootInfo, Call, Error};
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
 
-/// Make hypercall `call` with up to four arguments; returns RAX decoded.
+/// How calls reach the hypervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The VMMCALL instruction (AMD SVM).
+    Vmmcall,
+    /// TDG.VP.VMCALL (Intel TDX): calls are vendor-specific TDVMCALLs, conversions are
+    /// MapGPA, and private memory must be accepted before use.
+    Tdvmcall,
+}
+
+/// Set at start when the boot info asks for TDVMCALL; VMMCALL otherwise.
+static TDVMCALL: AtomicBool = AtomicBool::new(false);
+
+/// Choose the transport from the boot info's feature bits (called by `_start` once the
+/// boot info's magic checks out, before the first call).
+pub(crate) fn init(info: &BootInfo) {
+    let tdvmcall = info.features & FEATURE_TRANSPORT_TDVMCALL != 0;
+    TDVMCALL.store(tdvmcall, Ordering::Relaxed);
+}
+
+/// The transport this workload's calls use.
+pub fn transport() -> Transport {
+    if TDVMCALL.load(Ordering::Relaxed) {
+        Transport::Tdvmcall
+    } else {
+        Transport::Vmmcall
+    }
+}
+
+/// Make hypercall `call` with up to four arguments; returns the result decoded.
 pub fn hypercall(call: Call, args: [u64; 4]) -> Result<u64, Result<Error, i64>> {
     cloister_abi::hypercall::decode_result(raw_hypercall(call as u64, args))
 }
 
-/// Make a hypercall with an arbitrary number in RAX (also for testing the hypervisor's
-/// decoding); returns raw RAX.
+/// Make a hypercall with an arbitrary number (also for testing the hypervisor's
+/// decoding); returns the raw result (RAX on VMMCALL, R10 on TDVMCALL).
+#[inline]
 pub fn raw_hypercall(number: u64, args: [u64; 4]) -> u64 {
+    if TDVMCALL.load(Ordering::Relaxed) {
+        let [a0, a1, a2, a3] = args;
+        return crate::tdcall::hypercall(number, a0, a1, a2, a3);
+    }
     let rax: u64;
     // SAFETY: VMMCALL traps to the hypervisor, which changes only RAX (and memory the
     // call names, hence no `nomem`). RBX is reserved by LLVM, so the first argument is

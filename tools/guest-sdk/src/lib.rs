@@ -9,7 +9,9 @@
 //! println!("cargo:rustc-link-arg-bins=-static");
 //! ```
 //! The SDK provides `_start`, checks the boot info, runs the entry function and exits
-//! with its return value; a panic prints its message and exits with status 101.
+//! with its return value; a panic prints its message and exits with status 101. Calls
+//! travel by VMMCALL, or by TDVMCALL when the boot info's features say so
+//! ([`hypercall::transport`]); [`memory`] converts and accepts memory either way.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -19,6 +21,7 @@ pub mod info;
 pub mod memory;
 mod staging;
 pub mod start;
+pub mod tdcall;
 pub mod time;
 
 pub use cloister_abi as abi;

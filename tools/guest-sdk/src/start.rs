@@ -29,6 +29,11 @@ extern "C" fn start(info: *const BootInfo) -> ! {
     // SAFETY: the boot protocol puts a BootInfo at RDI, in private memory that nothing
     // else writes.
     let info: &'static BootInfo = unsafe { &*info };
+    // The transport first: every call, even the exit below, goes through it. Features
+    // mean nothing in a boot info that is not one.
+    if info.magic == BOOT_INFO_MAGIC {
+        crate::hypercall::init(info);
+    }
     crate::staging::init(info);
     if info.magic != BOOT_INFO_MAGIC || info.abi_version >> 16 != ABI_MAJOR {
         exit(STATUS_ABI_MISMATCH);

@@ -2,8 +2,9 @@
 //!
 //! The hypervisor ends every run by writing V to isa-debug-exit, so QEMU exits with
 //! (V<<1)|1: V=0 the workload exited 0, V=1 it exited non-zero, V=2 it was stopped,
-//! V=3 the hypervisor failed. Any other status is a failure too (QEMU died, or the
-//! host triple-faulted and `-no-reboot` turned the reset into exit 0).
+//! V=3 the hypervisor failed, V=4 the image's backend cannot run on this CPU. Any
+//! other status is a failure too (QEMU died, or the host triple-faulted and
+//! `-no-reboot` turned the reset into exit 0).
 
 use crate::summary::{Summary, WorkloadEnd};
 use std::fmt;
@@ -19,6 +20,9 @@ pub enum Outcome {
     HypervisorFailed,
     /// The run did not end within its timeout and QEMU was killed.
     TimedOut,
+    /// The image's backend cannot run on this CPU (a TDX image under QEMU's
+    /// emulation): the hypervisor said why on the console and started nothing.
+    BackendUnavailable,
 }
 
 /// The outcome of a QEMU that exited with `status` (`None`: killed by a signal).
@@ -31,6 +35,7 @@ pub fn classify(status: Option<i32>, summary: Option<&Summary>) -> Outcome {
         (Some(1), Some(WorkloadEnd::Exited(0))) => Outcome::WorkloadExited(0),
         (Some(3), Some(&WorkloadEnd::Exited(code))) if code != 0 => Outcome::WorkloadExited(code),
         (Some(5), _) => Outcome::WorkloadStopped,
+        (Some(9), _) => Outcome::BackendUnavailable,
         _ => Outcome::HypervisorFailed,
     }
 }
@@ -42,6 +47,7 @@ impl fmt::Display for Outcome {
             Outcome::WorkloadStopped => f.write_str("workload stopped abnormally"),
             Outcome::HypervisorFailed => f.write_str("hypervisor failure"),
             Outcome::TimedOut => f.write_str("timed out"),
+            Outcome::BackendUnavailable => f.write_str("backend unavailable on this CPU"),
         }
     }
 }
@@ -77,6 +83,21 @@ mod tests {
     }
 
     #[test]
+    fn debug_exit_value_4_is_an_unavailable_backend_with_or_without_a_summary() {
+        // The image stops before any workload exists, so there is no summary line.
+        assert_eq!(classify(Some(9), None), Outcome::BackendUnavailable);
+        let exited = summary(WorkloadEnd::Exited(0));
+        assert_eq!(
+            classify(Some(9), Some(&exited)),
+            Outcome::BackendUnavailable
+        );
+        assert_eq!(
+            Outcome::BackendUnavailable.to_string(),
+            "backend unavailable on this CPU"
+        );
+    }
+
+    #[test]
     fn exits_without_an_agreeing_summary_are_failures() {
         assert_eq!(
             classify(Some(1), None),
@@ -95,7 +116,7 @@ mod tests {
     #[test]
     fn other_statuses_and_signals_are_failures() {
         let exited = summary(WorkloadEnd::Exited(0));
-        for status in [Some(0), Some(2), Some(9), Some(255), None] {
+        for status in [Some(0), Some(2), Some(11), Some(255), None] {
             assert_eq!(
                 classify(status, Some(&exited)),
                 Outcome::HypervisorFailed,

@@ -8,7 +8,9 @@ use cloister_runner::{Error, Outcome};
 pub const WORKLOAD_STOPPED: u8 = 125;
 pub const HYPERVISOR_FAILED: u8 = 126;
 pub const TIMED_OUT: u8 = 124;
-pub const QEMU_MISSING: u8 = 2;
+/// What the run needs is not available here: QEMU is missing and could not be
+/// installed, or the image's backend cannot run on this CPU (TDX under QEMU).
+pub const UNAVAILABLE: u8 = 2;
 /// Usage, configuration and build errors, and failed test steps.
 pub const FAILURE: u8 = 1;
 
@@ -18,12 +20,13 @@ pub fn for_outcome(outcome: &Outcome) -> u8 {
         Outcome::WorkloadStopped => WORKLOAD_STOPPED,
         Outcome::HypervisorFailed => HYPERVISOR_FAILED,
         Outcome::TimedOut => TIMED_OUT,
+        Outcome::BackendUnavailable => UNAVAILABLE,
     }
 }
 
 pub fn for_error(error: &Error) -> u8 {
     match error {
-        Error::QemuMissing { .. } => QEMU_MISSING,
+        Error::QemuMissing { .. } => UNAVAILABLE,
         _ => FAILURE,
     }
 }
@@ -56,6 +59,16 @@ mod tests {
         assert_eq!(for_outcome(&Outcome::TimedOut), 124);
         assert_eq!(for_error(&Error::QemuMissing { detail: None }), 2);
         assert_eq!(for_error(&Error::MissingImage { path: "x".into() }), 1);
+    }
+
+    #[test]
+    fn an_unavailable_backend_and_a_missing_qemu_share_status_2() {
+        assert_eq!(for_outcome(&Outcome::BackendUnavailable), UNAVAILABLE);
+        assert_eq!(
+            for_outcome(&Outcome::BackendUnavailable),
+            for_error(&Error::QemuMissing { detail: None })
+        );
+        assert_eq!(UNAVAILABLE, 2);
     }
 
     #[test]

@@ -44,6 +44,8 @@ fn report(result: &RunResult, timeout_secs: u64) {
             terminal::stderr_line(&format!("cloister: timed out after {timeout_secs} s"))
         }
         Outcome::HypervisorFailed => terminal::stderr_line(&failure_message(result)),
+        // The hypervisor's own console line (already on stdout) says which and why.
+        Outcome::BackendUnavailable => {}
         Outcome::WorkloadExited(_) | Outcome::WorkloadStopped => {}
     }
     // The summary is the console's last non-blank line; printed as the hypervisor wrote it.

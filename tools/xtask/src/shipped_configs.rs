@@ -4,12 +4,13 @@
 use crate::workspace;
 use std::path::PathBuf;
 
-/// The shipped configurations that must build, in build order. The other
-/// `config/*.toml` are examples for backends this build does not have yet (SEV-SNP,
-/// TDX): `cargo xtask config check` rejects each of them with exactly one problem, at
+/// The shipped configurations that must build, in build order. `tdx.toml` builds but
+/// cannot run under QEMU (its QEMU test checks that it says so). The other
+/// `config/*.toml` are examples for backends this build does not have yet (SEV-SNP):
+/// `cargo xtask config check` rejects each of them with exactly one problem, at
 /// `hypervisor.backend`, so they cannot be built; the test below keeps both lists
 /// honest.
-const BUILT: [&str; 2] = ["default.toml", "edge-gateway.toml"];
+const BUILT: [&str; 3] = ["default.toml", "edge-gateway.toml", "tdx.toml"];
 
 /// The shipped configurations `cargo xtask test` builds, default first.
 pub fn built() -> Vec<PathBuf> {

@@ -145,16 +145,17 @@ mod tests {
         let default = workspace::default_config();
         let shipped = workspace::shipped_configs_dir();
         assert_eq!(
-            builds[..5],
+            builds[..6],
             [
                 (default.clone(), BuildOptions::default()),
                 (shipped.join("edge-gateway.toml"), BuildOptions::default()),
+                (shipped.join("tdx.toml"), BuildOptions::default()),
                 (default.clone(), selftest(Selftest::PageFault)),
                 (default.clone(), selftest(Selftest::Panic)),
                 (default, selftest(Selftest::ReadPrivate)),
             ]
         );
-        let tests: Vec<_> = builds[5..].iter().map(|(config, _)| config).collect();
+        let tests: Vec<_> = builds[6..].iter().map(|(config, _)| config).collect();
         assert!(tests.contains(&&workspace::test_configs_dir().join("world-switch.toml")));
         assert!(tests.iter().all(|c| c.extension().unwrap() == "toml"));
         assert!(
@@ -164,7 +165,7 @@ mod tests {
         );
         assert!(tests.is_sorted());
         assert!(
-            builds[5..]
+            builds[6..]
                 .iter()
                 .all(|(_, options)| options.selftest.is_none())
         );
