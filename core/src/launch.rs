@@ -16,6 +16,9 @@ const PAGE: u64 = 4096;
 const PRESENT: u64 = 1;
 const WRITABLE: u64 = 1 << 1;
 const HUGE: u64 = 1 << 7;
+/// Bytes of boot stack that are launch pages where the workload must accept memory
+/// before touching it (TDX).
+pub const LAUNCH_STACK: u64 = 4 * PAGE;
 
 impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     /// Load `image` and prepare the boot state; returns where the workload starts.
@@ -33,6 +36,12 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         self.check_image_range(elf.entry, 1)?;
         self.write(boot::BOOT_INFO_GPA, &self.boot_info().to_bytes(), host)?;
         self.write_identity_map(host)?;
+        if V::SHARED_GPA_BIT != 0 {
+            // A TD touches no private page it has not accepted, and accepting takes a
+            // stack: the top of the boot stack comes with the launch pages.
+            let stack = [0u8; LAUNCH_STACK as usize];
+            self.write(boot::STACK_TOP_GPA - LAUNCH_STACK, &stack, host)?;
+        }
         if self.pinning() == Pinning::Upfront {
             self.prepare_all(host)?;
         }

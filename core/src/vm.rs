@@ -571,11 +571,13 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         let slot = slot.ok_or(FaultError::Outside)?;
         let block = page & !(HUGE - 1);
         let private_slot = matches!(slot.backing, Backing::Private(_));
-        let converted = match &slot.backing {
-            Backing::Private(object) => object.is_shared(page - slot.gpa, PAGE),
-            Backing::Shared { .. } => false,
+        // Which table a leaf goes in, and whether the access used the right alias, only
+        // matter with split tables; plain SVM skips the lookup on its fault path.
+        let private_page = match (&slot.backing, intent) {
+            (_, Intent::Any) => private_slot,
+            (Backing::Private(object), _) => !object.is_shared(page - slot.gpa, PAGE),
+            (Backing::Shared { .. }, _) => false,
         };
-        let private_page = private_slot && !converted;
         match intent {
             Intent::Private if !private_page => return Err(FaultError::Mismatch { private: true }),
             Intent::Shared if private_page => return Err(FaultError::Mismatch { private: false }),

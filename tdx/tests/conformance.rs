@@ -263,7 +263,10 @@ fn tdx_09_finalize_is_refused_while_a_premapped_page_was_not_added() {
     let image = common::td::image(&[0x90; 5000]);
     td.vm.launch(&image, &mut td.host).unwrap();
     let pages = td.vm.private_leaves(&mut td.host).len();
-    assert_eq!(pages, 5, "boot info, 2 page-table pages, 2 image pages");
+    assert_eq!(
+        pages, 9,
+        "boot info, 2 page-table pages, 4 stack pages, 2 image pages"
+    );
     assert_eq!(td.model().count(seamcall::TDH_MEM_PAGE_ADD), pages);
     assert_eq!(td.model().mrtd_extends(), pages as u64 * 16);
     assert_eq!(td.model().op_state(), model::OpState::Runnable);
