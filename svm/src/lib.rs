@@ -8,11 +8,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 extern crate alloc;
+#[cfg(test)]
+extern crate std;
 
 mod cpu;
 mod exit;
 mod mmu;
 mod npt;
+pub mod sev;
 mod trampoline;
 mod vcpu;
 mod vmcb;

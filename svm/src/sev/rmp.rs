@@ -1,0 +1,1 @@
+//! Placeholder: the RMP trait and model are being written.
