@@ -103,6 +103,7 @@ impl<F: PteFormat> GuestTables<F> {
     }
 
     /// The table a leaf of this kind goes in, and the address it is mapped at there.
+    #[inline]
     fn table_for(&self, gpa: u64, private: bool) -> (&SecondLevelTable<F>, u64) {
         match &self.shared {
             Some(shared) if !private => (shared, gpa | self.shared_bit),
@@ -112,11 +113,13 @@ impl<F: PteFormat> GuestTables<F> {
 
     /// The leaf translating `gpa` as private (or, when split and `!private`, shared)
     /// memory.
+    #[inline]
     pub fn lookup(&self, mem: &mut impl TableMemory, gpa: u64, private: bool) -> Option<Mapping> {
         let (table, at) = self.table_for(gpa, private);
         table.lookup(mem, at)
     }
 
+    #[inline]
     pub fn is_vacant(
         &self,
         mem: &mut impl TableMemory,
@@ -130,6 +133,7 @@ impl<F: PteFormat> GuestTables<F> {
 
     /// Map `gpa` to `pa`; `pinned` leaves map prepared private frames and, when split, go
     /// to the mirror through the vendor's external table.
+    #[inline]
     pub fn map<M: TableMemory, V: VendorMmu>(
         &mut self,
         mem: &mut M,

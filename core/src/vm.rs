@@ -373,11 +373,15 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     }
 
     /// Run the workload to its next exit and handle it; `Some` when it stopped.
+    #[inline(always)]
     pub fn step(&mut self, vcpu: &mut impl Vcpu, host: &mut impl Host) -> Option<Stop> {
         let exit = vcpu.run();
         self.stats.exits += 1;
-        let stop = self.handle(exit, vcpu, host);
-        if let Some(stop) = stop.or_else(|| self.failure.take()) {
+        let mut stop = self.handle(exit, vcpu, host);
+        if self.failure.is_some() && stop.is_none() {
+            stop = self.failure.take();
+        }
+        if let Some(stop) = stop {
             // Whatever the workload wrote is shown, even when it stopped mid-write.
             hypercall::console::drain(self, host, u64::MAX);
             return Some(stop);
@@ -508,6 +512,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     /// table) is retried here, a bounded number of times, rather than by re-entering the
     /// workload: a TD re-entered without progress trips the TDX module's zero-step
     /// mitigation, which makes the contention worse.
+    #[inline]
     fn fault(&mut self, gpa: u64, intent: Intent, host: &mut impl Host) -> Result<(), FaultError> {
         let mut attempt = 0;
         loop {
@@ -556,6 +561,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     /// are used where the slot prefers them, the block lies inside the slot and, for
     /// private memory, the object's block is uniformly free or prepared. An access whose
     /// intent (private or shared GPA) does not match the page maps nothing.
+    #[inline]
     fn back_and_map(
         &mut self,
         gpa: u64,

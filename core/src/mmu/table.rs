@@ -38,6 +38,8 @@ pub enum MmuError {
 /// [`PteFormat::FROZEN`], so no other walker acts on a half-made change; on an error the
 /// entry gets its old value back.
 pub trait ExternalSync<M> {
+    /// Whether there is an external copy at all: tables without one skip the freezing.
+    const MIRRORED: bool = true;
     /// A new table page (`level` 1 = last level) now covers `gpa`.
     fn link(&mut self, mem: &mut M, gpa: u64, level: usize, table: u64) -> Result<(), MmuError>;
     /// A leaf of `size` at `gpa` now maps `pa`.
@@ -48,6 +50,7 @@ pub trait ExternalSync<M> {
 pub struct NoExternal;
 
 impl<M> ExternalSync<M> for NoExternal {
+    const MIRRORED: bool = false;
     fn link(&mut self, _: &mut M, _: u64, _: usize, _: u64) -> Result<(), MmuError> {
         Ok(())
     }
@@ -147,6 +150,7 @@ impl<F: PteFormat> SecondLevelTable<F> {
 
     /// Map `gpa` to `pa` with a leaf of `size`, creating intermediate tables. `pinned`
     /// marks the leaf as mapping a prepared private frame.
+    #[inline]
     pub fn map(
         &mut self,
         mem: &mut impl TableMemory,
@@ -162,7 +166,8 @@ impl<F: PteFormat> SecondLevelTable<F> {
     /// [`SecondLevelTable::map`] for a mirror table: every table linked and the leaf
     /// itself are pushed to `external` first, each while its entry is frozen.
     #[allow(clippy::too_many_arguments)]
-    pub fn map_synced<M: TableMemory>(
+    #[inline]
+    pub fn map_synced<M: TableMemory, E: ExternalSync<M>>(
         &mut self,
         mem: &mut M,
         gpa: u64,
@@ -170,7 +175,7 @@ impl<F: PteFormat> SecondLevelTable<F> {
         size: PageSize,
         perms: Perms,
         pinned: bool,
-        external: &mut impl ExternalSync<M>,
+        external: &mut E,
     ) -> Result<(), MmuError> {
         if pa & (size.bytes() - 1) != 0 {
             return Err(MmuError::Misaligned);
@@ -183,12 +188,14 @@ impl<F: PteFormat> SecondLevelTable<F> {
         if F::is_present(*entry) {
             return Err(MmuError::AlreadyMapped { pte: *entry });
         }
+        let leaf = F::leaf(pa, size, perms) | if pinned { F::PINNED } else { 0 };
+        if !E::MIRRORED {
+            *entry = leaf;
+            return Ok(());
+        }
         let old = core::mem::replace(entry, F::FROZEN);
         let result = external.set_leaf(mem, gpa, size, pa);
-        mem.table(table)[slot] = match result {
-            Ok(()) => F::leaf(pa, size, perms) | if pinned { F::PINNED } else { 0 },
-            Err(_) => old,
-        };
+        mem.table(table)[slot] = if result.is_ok() { leaf } else { old };
         result
     }
 
@@ -235,12 +242,13 @@ impl<F: PteFormat> SecondLevelTable<F> {
 
     /// The table and index of the entry for a `size` leaf at `gpa`, creating the tables
     /// above it (each linked to `external` while its parent entry is frozen).
-    fn entry_slot<M: TableMemory>(
+    #[inline]
+    fn entry_slot<M: TableMemory, E: ExternalSync<M>>(
         &mut self,
         mem: &mut M,
         gpa: u64,
         size: PageSize,
-        external: &mut impl ExternalSync<M>,
+        external: &mut E,
     ) -> Result<(u64, usize), MmuError> {
         if gpa & (size.bytes() - 1) != 0 {
             return Err(MmuError::Misaligned);
@@ -260,12 +268,14 @@ impl<F: PteFormat> SecondLevelTable<F> {
                 return Err(MmuError::Frozen);
             } else if !F::is_present(pte) {
                 let next = mem.alloc_table().ok_or(MmuError::OutOfTables)?;
-                mem.table(table)[slot] = F::FROZEN;
-                let span = 1u64 << (12 + 9 * (level - 1));
-                if let Err(e) = external.link(mem, gpa & !(span - 1), level - 1, next) {
-                    mem.table(table)[slot] = pte;
-                    mem.free_table(next);
-                    return Err(e);
+                if E::MIRRORED {
+                    mem.table(table)[slot] = F::FROZEN;
+                    let span = 1u64 << (12 + 9 * (level - 1));
+                    if let Err(e) = external.link(mem, gpa & !(span - 1), level - 1, next) {
+                        mem.table(table)[slot] = pte;
+                        mem.free_table(next);
+                        return Err(e);
+                    }
                 }
                 self.pages += 1;
                 mem.table(table)[slot] = F::table(next);
