@@ -89,7 +89,7 @@ impl<F: PteFormat, H: Host, V: VendorMmu> Unmapper for SlotOps<'_, F, H, V> {
         match zapped.refused {
             None => Ok(()),
             Some((gpa, error)) => {
-                *self.failure = Some(Stop::Mmu {
+                self.failure.get_or_insert(Stop::Mmu {
                     error: MmuError::External(error),
                     gpa,
                 });

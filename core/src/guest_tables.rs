@@ -143,6 +143,9 @@ impl<F: PteFormat> GuestTables<F> {
         size: PageSize,
         pinned: bool,
     ) -> Result<(), MmuError> {
+        if V::SHARED_GPA_BIT == 0 {
+            return self.private.map(mem, gpa, pa, size, Perms::ALL, pinned);
+        }
         match &mut self.shared {
             None => self.private.map(mem, gpa, pa, size, Perms::ALL, pinned),
             Some(shared) if !pinned => {
@@ -244,6 +247,12 @@ impl<F: PteFormat> GuestTables<F> {
             .filter(|&(_, _, pte)| F::is_pinned(pte))
             .map(|(gpa, size, pte)| (gpa, size, F::address(pte)))
             .collect()
+    }
+
+    /// Entries left frozen in either table (none, between operations).
+    pub fn frozen_entries(&self, mem: &mut impl TableMemory) -> usize {
+        let shared = self.shared.as_ref().map_or(0, |t| t.frozen_entries(mem));
+        self.private.frozen_entries(mem) + shared
     }
 
     /// Tables the private table links, as (gpa, level).

@@ -74,6 +74,9 @@ pub struct Vm<F: PteFormat, V: VendorMmu> {
     vendor: V,
     /// Set when a mapping could not be removed: the VM stops at the next check.
     failure: Option<Stop>,
+    /// Frames a fault prepared whose mapping then failed (contention): the retry
+    /// finds them prepared, and must count them as first touches, not refaults.
+    prepared_unmapped: u64,
     id: VmId,
     pinning: Pinning,
     pub(crate) allowed_calls: u64,
@@ -249,6 +252,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             tables,
             vendor,
             failure: None,
+            prepared_unmapped: 0,
             id,
             pinning: spec.pinning,
             allowed_calls: spec.allowed_calls,
@@ -274,6 +278,8 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     ) -> (Vec<PrivateMemory>, Result<(), VendorError>) {
         let mut objects = Vec::new();
         let id = self.id;
+        // What stopped the VM is reported elsewhere; teardown reports its own refusals.
+        self.failure = None;
         for slot in self.slots.iter_mut() {
             let gpa = slot.gpa;
             if let Backing::Private(object) = &mut slot.backing {
@@ -373,12 +379,13 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     }
 
     /// Run the workload to its next exit and handle it; `Some` when it stopped.
-    #[inline(always)]
+    #[inline]
     pub fn step(&mut self, vcpu: &mut impl Vcpu, host: &mut impl Host) -> Option<Stop> {
         let exit = vcpu.run();
         self.stats.exits += 1;
         let mut stop = self.handle(exit, vcpu, host);
-        if self.failure.is_some() && stop.is_none() {
+        // Only an external table refuses a removal.
+        if V::SHARED_GPA_BIT != 0 && stop.is_none() {
             stop = self.failure.take();
         }
         if let Some(stop) = stop {
@@ -516,7 +523,19 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     fn fault(&mut self, gpa: u64, intent: Intent, host: &mut impl Host) -> Result<(), FaultError> {
         let mut attempt = 0;
         loop {
-            match self.back_and_map(gpa, intent, host) {
+            let result = self.back_and_map(gpa, intent, host);
+            // Only an external table makes contention.
+            if V::SHARED_GPA_BIT == 0 {
+                return match result {
+                    Ok(populated) => {
+                        self.stats.fault_prepared += populated.prepared;
+                        Ok(())
+                    }
+                    Err(FaultError::Mmu(MmuError::AlreadyMapped { .. })) => Ok(()),
+                    Err(e) => Err(e),
+                };
+            }
+            match result {
                 Ok(populated) => {
                     self.stats.fault_prepared += populated.prepared;
                     return Ok(());
@@ -604,7 +623,9 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                     vendor: &mut self.vendor,
                     scrub_ticks: &mut self.stats.scrub_ticks,
                 };
-                let huge = if slot.huge && huge_fits {
+                // Split tables keep private leaves at 4 KiB, as KVM's TDX does: launch
+                // adds pages 4 KiB at a time, and the workload accepts what is mapped.
+                let huge = if slot.huge && huge_fits && V::SHARED_GPA_BIT == 0 {
                     object
                         .get_huge(self.id, block - slot.gpa, &mut ops)
                         .map_err(FaultError::Private)?
@@ -642,17 +663,28 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             }
         };
         // A failed map leaves a prepared frame prepared: its state lives in the object.
-        self.tables
+        if let Err(e) = self
+            .tables
             .map(host, &mut self.vendor, map_gpa, pa, size, pinned)
-            .map_err(FaultError::Mmu)?;
-        if pinned && !fresh {
+        {
+            if V::SHARED_GPA_BIT != 0 && fresh {
+                self.prepared_unmapped += size.bytes() / PAGE;
+            }
+            return Err(FaultError::Mmu(e));
+        }
+        let carried = if V::SHARED_GPA_BIT != 0 {
+            core::mem::take(&mut self.prepared_unmapped)
+        } else {
+            0
+        };
+        if pinned && !fresh && carried == 0 {
             self.stats.refaults += 1;
             self.vendor.unzap(map_gpa, size);
         }
         if size == PageSize::Size2M {
             self.stats.huge_maps += 1;
         }
-        let prepared = if fresh { size.bytes() / PAGE } else { 0 };
+        let prepared = if fresh { size.bytes() / PAGE } else { carried };
         Ok(Populated {
             pa: pa + (page - map_gpa),
             prepared,
@@ -718,6 +750,11 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     /// checks that a vendor's external table agrees with the mirror).
     pub fn private_leaves(&self, host: &mut impl Host) -> Vec<(u64, PageSize, u64)> {
         self.tables.private_leaves(host)
+    }
+
+    /// Entries left frozen in the second-level tables (diagnostics: none between exits).
+    pub fn frozen_entries(&self, host: &mut impl Host) -> usize {
+        self.tables.frozen_entries(host)
     }
 
     /// Every table the private (mirror) table links, as (gpa, level; 1 = last level).

@@ -4,6 +4,7 @@
 use crate::abi::{EXTEND_CHUNK, Level, SHARED_BIT_4_LEVEL};
 use crate::module::TdxModule;
 use crate::status::Status;
+use alloc::collections::BTreeSet;
 use cloister_abi::hypercall::FEATURE_TRANSPORT_TDVMCALL;
 use cloister_core::mmu::{ExternalTable, PageSize, VendorError, VendorMmu};
 
@@ -15,6 +16,10 @@ const CACHE_WB_RESUMES: u32 = 10_000;
 /// premapped at launch were never added.
 pub const PREMAPPED_NOT_ADDED: VendorError =
     VendorError::failed(0, "premapped launch pages were not added before finalize");
+
+/// Cloister's own refusal: PAGE.ADD of a page the mirror did not premap.
+pub const NOT_PREMAPPED: VendorError =
+    VendorError::failed(0, "launch page added without a premapped mirror leaf");
 
 /// Counters of what the hooks did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,9 +35,9 @@ pub struct TdxStats {
 pub struct TdxMmu<M: TdxModule> {
     module: M,
     finalized: bool,
-    /// Mirror leaves installed before finalize and not yet PAGE.ADDed: FINALIZE is
-    /// refused unless it is 0 (TDX-09).
-    premapped: u64,
+    /// Pages mapped in the mirror before finalize and not yet PAGE.ADDed: they have no
+    /// S-EPT leaf. FINALIZE is refused unless there are none (TDX-09).
+    premapped: BTreeSet<u64>,
     stats: TdxStats,
 }
 
@@ -57,7 +62,7 @@ impl<M: TdxModule> TdxMmu<M> {
         Self {
             module,
             finalized: false,
-            premapped: 0,
+            premapped: BTreeSet::new(),
             stats: TdxStats::default(),
         }
     }
@@ -114,34 +119,32 @@ impl<M: TdxModule> TdxMmu<M> {
         // vCPUs that entered in the blocking epoch must leave it before REMOVE.
         self.kick();
         let removed = self.call_kicking(|m| m.page_remove(gpa, level))?;
-        debug_assert_eq!(removed, pa, "the S-EPT mapped another page than the mirror");
+        // The mirror said `pa`: anything else is a broken mirror, and which frame is safe
+        // to release is unknown. Refuse, so the VM stops and nothing is released.
+        if removed != pa {
+            return Err(Status::PAGE_METADATA_INCORRECT);
+        }
         for frame in 0..size.bytes() / PAGE {
             self.call(|m| m.page_wbinvd(pa + frame * PAGE))?;
         }
         Ok(())
     }
 
-    /// Before finalize no TLB tracking is needed; a premapped page that was never added
-    /// has no S-EPT leaf at all, and only the premapped count goes.
+    /// Before finalize no TLB tracking is needed. A premapped page that was never added
+    /// has no S-EPT leaf: only its record goes.
     fn remove_unfinalized(&mut self, gpa: u64, size: PageSize, pa: u64) -> Result<(), Status> {
-        match self.call(|m| m.page_remove(gpa, level(size))) {
-            Ok(_) => {
-                for frame in 0..size.bytes() / PAGE {
-                    self.call(|m| m.page_wbinvd(pa + frame * PAGE))?;
-                }
-                Ok(())
+        let pages = size.bytes() / PAGE;
+        if (0..pages).all(|i| self.premapped.contains(&(gpa + i * PAGE))) {
+            for i in 0..pages {
+                self.premapped.remove(&(gpa + i * PAGE));
             }
-            Err(status)
-                if self.premapped > 0
-                    && (status.is(Status::EPT_ENTRY_STATE_INCORRECT)
-                        || status.is(Status::EPT_ENTRY_FREE)
-                        || status.is(Status::EPT_WALK_FAILED)) =>
-            {
-                self.premapped -= 1;
-                Ok(())
-            }
-            Err(status) => Err(status),
+            return Ok(());
         }
+        self.call(|m| m.page_remove(gpa, level(size)))?;
+        for frame in 0..pages {
+            self.call(|m| m.page_wbinvd(pa + frame * PAGE))?;
+        }
+        Ok(())
     }
 
     /// TDX-13: vCPUs flushed, the TD's caches written back and its key freed, then the
@@ -215,7 +218,7 @@ impl<M: TdxModule> VendorMmu for TdxMmu<M> {
     fn unzap(&mut self, _gpa: u64, _size: PageSize) {}
 
     fn finish_launch(&mut self) -> Result<(), VendorError> {
-        if self.premapped != 0 {
+        if !self.premapped.is_empty() {
             return Err(PREMAPPED_NOT_ADDED);
         }
         self.call(|m| m.mr_finalize()).map_err(error)?;
@@ -238,8 +241,11 @@ impl<M: TdxModule> VendorMmu for TdxMmu<M> {
 
     fn set_external_leaf(&mut self, gpa: u64, size: PageSize, pa: u64) -> Result<(), VendorError> {
         if !self.finalized {
-            // Launch data arrives by PAGE.ADD (add_launch_page), with its contents.
-            self.premapped += 1;
+            // Launch data arrives by PAGE.ADD (add_launch_page), with its contents, one
+            // 4 KiB page at a time.
+            for i in 0..size.bytes() / PAGE {
+                self.premapped.insert(gpa + i * PAGE);
+            }
             return Ok(());
         }
         self.call(|m| m.page_aug(gpa, level(size), pa))
@@ -265,8 +271,11 @@ impl<M: TdxModule> VendorMmu for TdxMmu<M> {
             // TDX-10: PAGE.ADD and MR.EXTEND exist only before finalize.
             return Err(error(Status::OP_STATE_INCORRECT));
         }
+        if !self.premapped.contains(&gpa) {
+            return Err(NOT_PREMAPPED);
+        }
         self.call(|m| m.page_add(gpa, pa, source)).map_err(error)?;
-        self.premapped = self.premapped.saturating_sub(1);
+        self.premapped.remove(&gpa);
         for chunk in 0..PAGE / EXTEND_CHUNK {
             self.call(|m| m.mr_extend(gpa + chunk * EXTEND_CHUNK))
                 .map_err(error)?;

@@ -84,14 +84,15 @@ fn tdx_03_a_busy_aug_restores_the_mirror_entry_and_the_fault_is_retried() {
     td.model_mut()
         .inject(seamcall::TDH_MEM_PAGE_AUG, 1, Status::OPERAND_BUSY);
     td.take_journal();
+    let before = td.vm.stats();
     td.touch(0, 0x40_1000, 2).unwrap();
     let calls = SimTd::seamcalls(&td.take_journal());
-    assert_eq!(
-        calls,
-        ["PAGE.AUG", "PAGE.AUG"],
-        "retried once, nothing else"
-    );
-    assert_eq!(td.vm.stats().fault_retries, 1);
+    assert_eq!(calls, ["PAGE.AUG", "PAGE.AUG"], "retried once");
+    let after = td.vm.stats();
+    assert_eq!(after.fault_retries, 1);
+    // The retry found the frame prepared by the first attempt: still a first touch.
+    assert_eq!(after.fault_prepared, before.fault_prepared + 1);
+    assert_eq!(after.refaults, before.refaults);
     td.check();
 }
 
@@ -458,6 +459,17 @@ fn tdx_14_shared_pages_are_mapped_at_the_shared_bit_and_map_gpa_is_checked() {
     );
     let shared_root = td.vm.shared_root().expect("split tables");
     assert_ne!(shared_root, td.vm.npt_root());
+    // Bit 47 selects the upper half of the direct table's root: the leaf hangs there.
+    {
+        use cloister_core::mmu::{PteFormat, TableMemory};
+        use cloister_tdx::EptFormat;
+        assert!(EptFormat::is_present(td.host.table(shared_root)[256]));
+        assert_eq!(
+            td.host.table(shared_root)[0],
+            0,
+            "nothing at the private alias"
+        );
+    }
     // A private access to the shared page maps nothing and stops the workload.
     td.enter(0);
     let private = Exit::NestedPageFault {

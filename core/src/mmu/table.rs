@@ -408,6 +408,24 @@ impl<F: PteFormat> SecondLevelTable<F> {
         found
     }
 
+    /// Entries holding [`PteFormat::FROZEN`]: none, between operations.
+    pub fn frozen_entries(&self, mem: &mut impl TableMemory) -> usize {
+        Self::count_frozen(mem, self.root, LEVELS)
+    }
+
+    fn count_frozen(mem: &mut impl TableMemory, table: u64, level: usize) -> usize {
+        let mut count = 0;
+        for slot in 0..ENTRIES {
+            let pte = mem.table(table)[slot];
+            if pte == F::FROZEN {
+                count += 1;
+            } else if level > 1 && F::is_present(pte) && !F::is_huge(pte) {
+                count += Self::count_frozen(mem, F::address(pte), level - 1);
+            }
+        }
+        count
+    }
+
     fn collect_links(
         mem: &mut impl TableMemory,
         table: u64,

@@ -364,6 +364,11 @@ impl SimTd {
                 other => panic!("S-EPT entry {entry:?} left {other:?} between operations"),
             }
         }
+        assert_eq!(
+            self.vm.frozen_entries(&mut self.host),
+            0,
+            "TDX-03: entry left frozen"
+        );
         assert_eq!(mirror, external, "TDX-01: mirror and S-EPT leaves differ");
         assert_eq!(
             links, external_links,
