@@ -84,6 +84,8 @@ pub struct SecondLevelTable<F: PteFormat> {
 struct Walk {
     range: core::ops::Range<u64>,
     scope: super::Scope,
+    /// Hold each leaf FROZEN while it leaves an external copy (mirror tables only).
+    freeze: bool,
 }
 
 /// The smallest range covering every leaf added.
@@ -304,10 +306,11 @@ impl<F: PteFormat> SecondLevelTable<F> {
         scope: super::Scope,
         mut cleared: impl FnMut(u64, PageSize, u64),
     ) -> u64 {
-        let (count, done) = self.zap_synced(mem, gpa, len, scope, |_, leaf, size, pte| {
+        let walk = |_: &mut _, leaf, size, pte| {
             cleared(leaf, size, pte);
             Ok::<(), core::convert::Infallible>(())
-        });
+        };
+        let (count, done) = self.zap_walk(mem, gpa, len, scope, false, walk);
         match done {
             Ok(()) => count,
         }
@@ -323,6 +326,18 @@ impl<F: PteFormat> SecondLevelTable<F> {
         gpa: u64,
         len: u64,
         scope: super::Scope,
+        remove: impl FnMut(&mut M, u64, PageSize, u64) -> Result<(), E>,
+    ) -> (u64, Result<(), E>) {
+        self.zap_walk(mem, gpa, len, scope, true, remove)
+    }
+
+    fn zap_walk<M: TableMemory, E>(
+        &mut self,
+        mem: &mut M,
+        gpa: u64,
+        len: u64,
+        scope: super::Scope,
+        freeze: bool,
         mut remove: impl FnMut(&mut M, u64, PageSize, u64) -> Result<(), E>,
     ) -> (u64, Result<(), E>) {
         let mut count = 0;
@@ -334,6 +349,7 @@ impl<F: PteFormat> SecondLevelTable<F> {
         let walk = Walk {
             range: gpa..end,
             scope,
+            freeze,
         };
         let done = self.zap_table(mem, self.root, LEVELS, 0, &walk, &mut count, &mut remove);
         (count, done)
@@ -384,7 +400,7 @@ impl<F: PteFormat> SecondLevelTable<F> {
                 } else {
                     PageSize::Size2M
                 };
-                mem.table(table)[slot] = F::FROZEN;
+                mem.table(table)[slot] = if walk.freeze { F::FROZEN } else { 0 };
                 let removed = remove(mem, base, size, pte);
                 mem.table(table)[slot] = if removed.is_ok() { 0 } else { pte };
                 removed?;
