@@ -67,6 +67,15 @@ pub const FEATURE_MEASUREMENT_SHA384: u64 = 1 << 0;
 /// `BootInfo::features` bit: calls travel by TDG.VP.VMCALL (Intel TDX) instead of
 /// VMMCALL, and memory is converted with the MapGPA TDVMCALL (docs/abi.md, transports).
 pub const FEATURE_TRANSPORT_TDVMCALL: u64 = 1 << 1;
+/// `BootInfo::features` bit: calls travel through the GHCB (AMD SEV-SNP: the GHCB MSR
+/// protocol and the GHCB page, entered by VMGEXIT), and memory is converted with Page
+/// State Change requests (docs/abi.md, transports; [`crate::ghcb`]).
+pub const FEATURE_TRANSPORT_GHCB: u64 = 1 << 2;
+/// `BootInfo::features` bit: the SEV-SNP hardware is a software model inside the
+/// hypervisor (QEMU has no SEV). The workload must not execute PVALIDATE, which the CPU
+/// does not have; the model validates each page the workload is given, as the workload
+/// would (docs/memory.md, model mode).
+pub const FEATURE_SNP_MODEL: u64 = 1 << 3;
 /// Every backend-independent feature this hypervisor implements; the backend adds its
 /// transport bit.
 pub const FEATURES: u64 = FEATURE_MEASUREMENT_SHA384;

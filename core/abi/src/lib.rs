@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod boot;
+pub mod ghcb;
 pub mod hypercall;
 
 pub use boot::{BootInfo, MemoryKind, MemoryRegion};
