@@ -1,5 +1,7 @@
 //! Why the workload stopped running: the arch-neutral decoding of a VM exit.
 
+use crate::mmu::VendorError;
+
 /// The kind of memory access that faulted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -46,6 +48,21 @@ pub enum Exit {
     /// The workload touched a private page that is mapped but that it never accepted
     /// (TDX: a PENDING page). A workload error, never answered by mapping it again.
     UnacceptedAccess { gpa: u64 },
+    /// The hardware's ownership table refused an access to `gpa` (SEV-SNP: a nested
+    /// page fault with the RMP bit). `size_mismatch`: the access or mapping is 4 KiB
+    /// inside a 2 MiB ownership entry, which the hypervisor splits.
+    OwnershipFault {
+        gpa: u64,
+        size_mismatch: bool,
+        /// What the hardware reported, for the stop message.
+        error: VendorError,
+    },
+    /// The workload left a request in its shared page at `gpa` (SEV-SNP: the GHCB).
+    /// Core copies the page in, hands it to [`crate::vcpu::Vcpu::page_call`], and
+    /// copies it back after [`crate::vcpu::Vcpu::complete_page_call`].
+    PageRequest { gpa: u64 },
+    /// The workload asked to be terminated, through its transport.
+    TerminationRequest { reason: u64 },
     /// Port I/O. For writes the value is in RAX; reads return their value in RAX.
     Io {
         port: u16,

@@ -11,6 +11,8 @@ use cloister_privmem::{FRAME_SIZE, FrameHooks, PrivMemError, Unmapper};
 pub(crate) struct FrameOps<'a, H: Host, V: VendorMmu> {
     pub host: &'a mut H,
     pub vendor: &'a mut V,
+    /// Where the private slot these frames back starts: offset 0 of its object.
+    pub slot_gpa: u64,
     /// Host ticks spent scrubbing, accumulated for the benchmarks.
     pub scrub_ticks: &'a mut u64,
 }
@@ -25,14 +27,14 @@ impl<H: Host, V: VendorMmu> FrameHooks for FrameOps<'_, H, V> {
         *self.scrub_ticks += self.host.ticks().wrapping_sub(start);
     }
 
-    fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), PrivMemError> {
+    fn prepare(&mut self, offset: u64, pa: u64, frames: u64) -> Result<(), PrivMemError> {
         self.vendor
-            .prepare(pa, frames)
+            .prepare(self.slot_gpa + offset, pa, frames)
             .map_err(|e| PrivMemError::Vendor { code: e.code })
     }
 
-    fn invalidate(&mut self, pa: u64, frames: u64) {
-        self.vendor.invalidate(pa, frames);
+    fn invalidate(&mut self, pa: u64, frames: u64, quarantine: &mut dyn FnMut(u64)) {
+        self.vendor.invalidate(pa, frames, quarantine);
     }
 }
 
@@ -41,7 +43,6 @@ impl<H: Host, V: VendorMmu> FrameHooks for FrameOps<'_, H, V> {
 pub(crate) struct SlotOps<'a, F: PteFormat, H: Host, V: VendorMmu> {
     pub frames: FrameOps<'a, H, V>,
     pub tables: &'a mut GuestTables<F>,
-    pub slot_gpa: u64,
     pub zapped: &'a mut u64,
     /// Where a refused unmap is recorded: the VM cannot go on.
     pub failure: &'a mut Option<Stop>,
@@ -66,10 +67,10 @@ impl<'a, F: PteFormat, H: Host, V: VendorMmu> SlotOps<'a, F, H, V> {
             frames: FrameOps {
                 host,
                 vendor,
+                slot_gpa,
                 scrub_ticks,
             },
             tables,
-            slot_gpa,
             zapped,
             failure,
         }
@@ -81,7 +82,7 @@ impl<F: PteFormat, H: Host, V: VendorMmu> Unmapper for SlotOps<'_, F, H, V> {
         let zapped = self.tables.zap(
             self.frames.host,
             self.frames.vendor,
-            self.slot_gpa + offset,
+            self.frames.slot_gpa + offset,
             len,
             Scope::Private,
         );
@@ -104,11 +105,11 @@ impl<F: PteFormat, H: Host, V: VendorMmu> FrameHooks for SlotOps<'_, F, H, V> {
         self.frames.scrub(pa, frames);
     }
 
-    fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), PrivMemError> {
-        self.frames.prepare(pa, frames)
+    fn prepare(&mut self, offset: u64, pa: u64, frames: u64) -> Result<(), PrivMemError> {
+        self.frames.prepare(offset, pa, frames)
     }
 
-    fn invalidate(&mut self, pa: u64, frames: u64) {
-        self.frames.invalidate(pa, frames);
+    fn invalidate(&mut self, pa: u64, frames: u64, quarantine: &mut dyn FnMut(u64)) {
+        self.frames.invalidate(pa, frames, quarantine);
     }
 }

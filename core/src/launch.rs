@@ -17,7 +17,7 @@ const PRESENT: u64 = 1;
 const WRITABLE: u64 = 1 << 1;
 const HUGE: u64 = 1 << 7;
 /// Bytes of boot stack that are launch pages where the workload must accept memory
-/// before touching it (TDX).
+/// before touching it (TDX, SEV-SNP).
 pub const LAUNCH_STACK: u64 = 4 * PAGE;
 
 impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
@@ -36,16 +36,17 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         self.check_image_range(elf.entry, 1)?;
         self.write(boot::BOOT_INFO_GPA, &self.boot_info().to_bytes(), host)?;
         self.write_identity_map(host)?;
-        if V::SHARED_GPA_BIT != 0 {
-            // A TD touches no private page it has not accepted, and accepting takes a
-            // stack: the top of the boot stack comes with the launch pages.
+        if V::LAUNCH_PAGES {
+            // A TD (or an SNP guest) touches no private page it has not accepted
+            // (validated), and accepting takes a stack: the top of the boot stack comes
+            // with the launch pages.
             let stack = [0u8; LAUNCH_STACK as usize];
             self.write(boot::STACK_TOP_GPA - LAUNCH_STACK, &stack, host)?;
         }
         if self.pinning() == Pinning::Upfront {
             self.prepare_all(host)?;
         }
-        if V::SHARED_GPA_BIT != 0 {
+        if V::LAUNCH_PAGES {
             self.add_launch_pages(host)?;
         }
         self.finish_vendor_launch()?;

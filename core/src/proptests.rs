@@ -598,7 +598,7 @@ struct Ledger {
 struct CheckingVendor(Rc<RefCell<Ledger>>);
 
 impl VendorMmu for CheckingVendor {
-    fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), VendorError> {
+    fn prepare(&mut self, _gpa: u64, pa: u64, frames: u64) -> Result<(), VendorError> {
         let mut ledger = self.0.borrow_mut();
         if core::mem::take(&mut ledger.refuse_next_prepare) {
             return Err(VendorError::failed(VENDOR_REFUSES, "refused"));
@@ -615,7 +615,7 @@ impl VendorMmu for CheckingVendor {
         Ok(())
     }
 
-    fn invalidate(&mut self, pa: u64, frames: u64) {
+    fn invalidate(&mut self, pa: u64, frames: u64, _quarantine: &mut dyn FnMut(u64)) {
         let mut ledger = self.0.borrow_mut();
         ledger.events.push(Event::Invalidate(pa, frames));
         for frame in (0..frames).map(|i| pa + i * PAGE) {

@@ -2,7 +2,7 @@
 
 use crate::elf::ElfError;
 use crate::exit::Access;
-use crate::mmu::MmuError;
+use crate::mmu::{MmuError, VendorError};
 use cloister_privmem::PrivMemError;
 use core::fmt;
 
@@ -55,6 +55,19 @@ pub enum Stop {
     },
     /// The workload touched a private page it never accepted (TDX: PENDING).
     Unaccepted { gpa: u64, rip: u64 },
+    /// The hardware's ownership table refused an access or a mapping (SEV-SNP: an RMP
+    /// fault) for a reason other than a page-size mismatch, which core resolves.
+    OwnershipFault {
+        gpa: u64,
+        error: VendorError,
+        rip: u64,
+    },
+    /// The workload broke its transport's rules (SEV-SNP: a GHCB that is not shared
+    /// memory, a request the protocol does not have).
+    BadTransport { what: &'static str, rip: u64 },
+    /// The workload asked to be terminated through its transport (the GHCB's
+    /// termination request), with the reason it gave.
+    TerminationRequest { reason: u64 },
 }
 
 impl Stop {
@@ -145,6 +158,17 @@ impl fmt::Display for Stop {
                 f,
                 "stopped: access to private memory it never accepted at gpa={gpa:#x} (rip={rip:#x})"
             ),
+            Self::OwnershipFault { gpa, error, rip } => write!(
+                f,
+                "stopped: {} ({:#x}) at gpa={gpa:#x} (rip={rip:#x})",
+                error.name, error.code
+            ),
+            Self::BadTransport { what, rip } => {
+                write!(f, "stopped: transport misuse: {what} at rip={rip:#x}")
+            }
+            Self::TerminationRequest { reason } => {
+                write!(f, "stopped: it asked to be terminated (reason {reason:#x})")
+            }
         }
     }
 }

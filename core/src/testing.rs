@@ -166,17 +166,45 @@ impl Vcpu for ScriptedVcpu {
 #[derive(Default, Debug)]
 pub struct TestVendor {
     pub prepared: Vec<(u64, u64)>,
+    /// The guest-physical address each prepared run starts at, with its frame.
+    pub prepared_at: Vec<(u64, u64)>,
     pub invalidated: Vec<(u64, u64)>,
     pub zaps: u64,
     pub unzaps: u64,
+    /// Frames whose private leaves may be no larger than 4 KiB.
+    pub small_leaves: Vec<u64>,
+    /// Refuse every private leaf with this error (an ownership check that fails).
+    pub refuse_leaves: Option<VendorError>,
+    /// Frames passed to `split_private`.
+    pub splits: Vec<u64>,
 }
 
 impl VendorMmu for TestVendor {
-    fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), VendorError> {
-        self.prepared.push((pa, frames));
+    fn max_private_leaf(&self, pa: u64) -> PageSize {
+        if self.small_leaves.contains(&pa) {
+            PageSize::Size4K
+        } else {
+            PageSize::Size2M
+        }
+    }
+    fn check_private_leaf(
+        &mut self,
+        _gpa: u64,
+        _size: PageSize,
+        _pa: u64,
+    ) -> Result<(), VendorError> {
+        self.refuse_leaves.map_or(Ok(()), Err)
+    }
+    fn split_private(&mut self, pa: u64) -> Result<(), VendorError> {
+        self.splits.push(pa);
         Ok(())
     }
-    fn invalidate(&mut self, pa: u64, frames: u64) {
+    fn prepare(&mut self, gpa: u64, pa: u64, frames: u64) -> Result<(), VendorError> {
+        self.prepared.push((pa, frames));
+        self.prepared_at.push((gpa, pa));
+        Ok(())
+    }
+    fn invalidate(&mut self, pa: u64, frames: u64, _quarantine: &mut dyn FnMut(u64)) {
         self.invalidated.push((pa, frames));
     }
     fn zap(&mut self, _gpa: u64, _size: u64) {

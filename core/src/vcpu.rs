@@ -50,6 +50,34 @@ pub enum ConvertReply {
     Misaligned,
 }
 
+/// What a request left in a shared page asks for (see [`Vcpu::page_call`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageCall {
+    /// A hypercall; answer with [`PageReply::Hypercall`].
+    Hypercall(Request),
+    /// Convert `[gpa, gpa + len)`; answer with [`PageReply::Convert`].
+    Convert {
+        gpa: u64,
+        len: u64,
+        to_private: bool,
+    },
+    /// The backend answered in the page itself (a malformed request gets its error code
+    /// there, as the protocol says).
+    Answered,
+    /// The request breaks the transport's rules beyond what the protocol can answer.
+    Refused { what: &'static str },
+}
+
+/// Core's answer to a [`PageCall`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageReply {
+    Hypercall(u64),
+    Convert(ConvertReply),
+}
+
+/// The size of the page a [`crate::exit::Exit::PageRequest`] names.
+pub const REQUEST_PAGE_SIZE: usize = 4096;
+
 pub trait Vcpu {
     /// Enter the workload and return at its next exit.
     fn run(&mut self) -> Exit;
@@ -64,6 +92,15 @@ pub trait Vcpu {
     /// Answer the last [`Exit::ConvertRequest`]. Backends whose transport has no such
     /// request never report one.
     fn complete_convert(&mut self, _reply: ConvertReply) {}
+    /// The request behind an [`crate::exit::Exit::PageRequest`], read from a copy of the
+    /// page. Backends whose transport has no request page never report one.
+    fn page_call(&mut self, _page: &mut [u8; REQUEST_PAGE_SIZE]) -> PageCall {
+        PageCall::Refused {
+            what: "request page on a transport without one",
+        }
+    }
+    /// Write `reply` to the copy of the page, which core then copies back.
+    fn complete_page_call(&mut self, _page: &mut [u8; REQUEST_PAGE_SIZE], _reply: PageReply) {}
 }
 
 /// x86 exception vectors core injects.

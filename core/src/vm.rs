@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use cloister_abi::MemoryKind;
 use cloister_abi::boot::NAME_LEN;
 use cloister_abi::hypercall::CONSOLE_DRAIN_PER_EXIT;
-use cloister_privmem::{PrivMemError, PrivateMemory, VmId};
+use cloister_privmem::{PageState, PrivMemError, PrivateMemory, VmId};
 
 /// Guest-physical address bits the second-level table translates.
 const GPA_BITS: u32 = 48;
@@ -134,6 +134,8 @@ pub(crate) enum FaultError {
     Mismatch {
         private: bool,
     },
+    /// The vendor's ownership check refused the private leaf (the SEV-SNP model's RMP).
+    Ownership(VendorError),
 }
 
 impl FaultError {
@@ -148,6 +150,7 @@ impl FaultError {
                 private,
                 rip,
             },
+            Self::Ownership(error) => Stop::OwnershipFault { gpa, error, rip },
         }
     }
 }
@@ -422,6 +425,22 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                     .map(|e| e.into_stop(gpa, access, rip))
             }
             Exit::UnacceptedAccess { gpa } => Some(Stop::Unaccepted { gpa, rip }),
+            Exit::OwnershipFault {
+                gpa,
+                size_mismatch: true,
+                ..
+            } => self
+                .split_ownership(gpa, host)
+                .err()
+                .map(|error| Stop::OwnershipFault { gpa, error, rip }),
+            Exit::OwnershipFault { gpa, error, .. } => {
+                Some(Stop::OwnershipFault { gpa, error, rip })
+            }
+            Exit::PageRequest { gpa } => {
+                self.stats.hypercalls += 1;
+                hypercall::page_request::serve(self, gpa, vcpu, host)
+            }
+            Exit::TerminationRequest { reason } => Some(Stop::TerminationRequest { reason }),
             Exit::Hypercall => {
                 self.stats.hypercalls += 1;
                 let request = vcpu.hypercall();
@@ -621,11 +640,21 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                 let mut ops = FrameOps {
                     host: &mut *host,
                     vendor: &mut self.vendor,
+                    slot_gpa: slot.gpa,
                     scrub_ticks: &mut self.stats.scrub_ticks,
                 };
                 // Split tables keep private leaves at 4 KiB, as KVM's TDX does: launch
                 // adds pages 4 KiB at a time, and the workload accepts what is mapped.
-                let huge = if slot.huge && huge_fits && V::SHARED_GPA_BIT == 0 {
+                // Elsewhere the vendor may cap a block's leaf at its ownership entry
+                // (SEV-SNP: the RMP entry size).
+                let huge = if slot.huge
+                    && huge_fits
+                    && V::SHARED_GPA_BIT == 0
+                    && ops
+                        .vendor
+                        .max_private_leaf(object.base() + (block - slot.gpa))
+                        == PageSize::Size2M
+                {
                     object
                         .get_huge(self.id, block - slot.gpa, &mut ops)
                         .map_err(FaultError::Private)?
@@ -662,6 +691,11 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                 }
             }
         };
+        if pinned {
+            self.vendor
+                .check_private_leaf(map_gpa, size, pa)
+                .map_err(FaultError::Ownership)?;
+        }
         // A failed map leaves a prepared frame prepared: its state lives in the object.
         if let Err(e) = self
             .tables
@@ -705,6 +739,26 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             });
         }
         zapped.cleared
+    }
+
+    /// The hardware refused a 4 KiB access inside a 2 MiB ownership entry (SNP-05): the
+    /// vendor splits the entry and the covering 2 MiB range is zapped, so it refaults at
+    /// 4 KiB. Only prepared private memory has ownership entries to split.
+    fn split_ownership(&mut self, gpa: u64, host: &mut impl Host) -> Result<(), VendorError> {
+        const NOT_PREPARED: VendorError =
+            VendorError::failed(0, "ownership fault outside prepared private memory");
+        let slot = self.slot_containing(gpa, PAGE).ok_or(NOT_PREPARED)?;
+        let Backing::Private(object) = &slot.backing else {
+            return Err(NOT_PREPARED);
+        };
+        let offset = (gpa & !(PAGE - 1)) - slot.gpa;
+        if object.state(offset) != PageState::Prepared {
+            return Err(NOT_PREPARED);
+        }
+        let pa = (object.base() + offset) & !(HUGE - 1);
+        self.vendor.split_private(pa)?;
+        self.zap(gpa & !(HUGE - 1), HUGE, Scope::Private, host);
+        Ok(())
     }
 
     /// Free the private backing of `[gpa, gpa + len)` (inside one private slot): its
@@ -852,6 +906,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             let mut ops = FrameOps {
                 host: &mut *host,
                 vendor: &mut self.vendor,
+                slot_gpa: slot.gpa,
                 scrub_ticks: &mut self.stats.scrub_ticks,
             };
             let mut offset = 0;

@@ -386,3 +386,118 @@ fn failed_entry_and_unknown_exits_stop_with_their_codes() {
         }
     );
 }
+
+#[test]
+fn prepare_names_the_guest_physical_address_of_the_frames() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    let pa = vm.fault_in(0x30_5000, &mut host).ok().unwrap().pa;
+    assert_eq!(pa, PRIVATE_HOST + 0x30_5000);
+    assert_eq!(vm.vendor_mut().prepared_at, [(0x30_5000, pa)]);
+}
+
+/// A VM whose private slot prefers 2 MiB leaves.
+fn huge_vm(host: &mut FakeHost) -> TestVm {
+    let slots = slots(0x400_0000, true);
+    Vm::new(
+        &spec(&slots, ALL_CALLS, Pinning::Demand, 1),
+        TestVendor::default(),
+        host,
+    )
+    .unwrap()
+}
+
+fn touch(gpa: u64) -> impl FnMut(&mut crate::vcpu::Regs) -> Exit {
+    move |_| Exit::NestedPageFault {
+        gpa,
+        access: Access::Write,
+        present: false,
+    }
+}
+
+#[test]
+fn snp_05_a_size_mismatch_splits_the_entry_and_zaps_the_2m_range_to_refault_at_4k() {
+    let mut host = FakeHost::new(64);
+    let mut vm = huge_vm(&mut host);
+    let block_pa = PRIVATE_HOST + 0x20_0000;
+    let mut vcpu = ScriptedVcpu::default()
+        .step(touch(0x20_3000))
+        .step(|_| Exit::OwnershipFault {
+            gpa: 0x20_3000,
+            size_mismatch: true,
+            error: crate::mmu::VendorError::failed(0, "size mismatch"),
+        })
+        .step(exit_with(0));
+    assert_eq!(vm.run(&mut vcpu, &mut host), Stop::Exited { status: 0 });
+    assert_eq!(vm.stats().huge_maps, 1, "first mapped with a 2 MiB leaf");
+    assert_eq!(vm.vendor_mut().splits, [block_pa]);
+    assert_eq!(
+        vm.leaf(0x20_3000, &mut host),
+        None,
+        "the 2 MiB range was zapped"
+    );
+    // The vendor now caps the block at 4 KiB: the refault maps the same frame, small.
+    vm.vendor_mut().small_leaves.push(block_pa);
+    assert_eq!(
+        vm.fault_in(0x20_3000, &mut host)
+            .ok()
+            .map(|p| (p.pa, p.prepared)),
+        Some((block_pa + 0x3000, 0))
+    );
+    assert_eq!(vm.stats().huge_maps, 1, "no second 2 MiB leaf");
+    assert_eq!(vm.private_leaves(&mut host).len(), 1);
+}
+
+#[test]
+fn an_ownership_fault_outside_prepared_private_memory_or_not_about_size_stops_with_it() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    let error = crate::mmu::VendorError::failed(0x8000_0004, "RMP fault");
+    let mut vcpu = ScriptedVcpu::default().step(move |_| Exit::OwnershipFault {
+        gpa: 0x10_0000,
+        size_mismatch: false,
+        error,
+    });
+    let stop = vm.run(&mut vcpu, &mut host);
+    assert_eq!(
+        stop,
+        Stop::OwnershipFault {
+            gpa: 0x10_0000,
+            error,
+            rip: 0
+        }
+    );
+    assert_eq!(
+        alloc::format!("{stop}"),
+        "stopped: RMP fault (0x80000004) at gpa=0x100000 (rip=0x0)"
+    );
+    // A size mismatch on a page never prepared is not the hypervisor's to split.
+    let mut vcpu = ScriptedVcpu::default().step(move |_| Exit::OwnershipFault {
+        gpa: 0x10_0000,
+        size_mismatch: true,
+        error,
+    });
+    assert!(matches!(
+        vm.run(&mut vcpu, &mut host),
+        Stop::OwnershipFault { gpa: 0x10_0000, .. }
+    ));
+    assert!(vm.vendor_mut().splits.is_empty());
+}
+
+#[test]
+fn a_private_leaf_the_ownership_check_refuses_is_not_installed_and_stops_the_vm() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    let error = crate::mmu::VendorError::failed(4, "RMP check: wrong ASID");
+    vm.vendor_mut().refuse_leaves = Some(error);
+    let mut vcpu = ScriptedVcpu::default().step(touch(0x30_0000));
+    assert_eq!(
+        vm.run(&mut vcpu, &mut host),
+        Stop::OwnershipFault {
+            gpa: 0x30_0000,
+            error,
+            rip: 0
+        }
+    );
+    assert!(vm.private_leaves(&mut host).is_empty());
+}

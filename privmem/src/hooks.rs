@@ -8,10 +8,14 @@ use crate::PrivMemError;
 pub trait FrameHooks {
     /// Overwrite `frames` frames at `pa` with zeros.
     fn scrub(&mut self, pa: u64, frames: u64);
-    /// The vendor's prepare/pin step for frames about to be handed to the workload.
-    fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), PrivMemError>;
-    /// The vendor's invalidate/unpin step for frames leaving the workload.
-    fn invalidate(&mut self, pa: u64, frames: u64);
+    /// The vendor's prepare/pin step for frames about to be handed to the workload;
+    /// `offset` is where they sit in the object (the vendor may bind a frame to the one
+    /// guest-physical address it will be mapped at: SEV-SNP's RMP).
+    fn prepare(&mut self, offset: u64, pa: u64, frames: u64) -> Result<(), PrivMemError>;
+    /// The vendor's invalidate/unpin step for frames leaving the workload. A frame the
+    /// vendor could not take back (SEV-SNP: an RMPUPDATE that failed for good) is passed
+    /// to `quarantine` and is never handed out again: it may still be the guest's.
+    fn invalidate(&mut self, pa: u64, frames: u64, quarantine: &mut dyn FnMut(u64));
 }
 
 /// Removes every second-level mapping of a range of the object. Called before any frame

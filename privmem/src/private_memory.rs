@@ -11,6 +11,7 @@
 use crate::hooks::{FrameHooks, Unmapper};
 use crate::page_state::{PageState, PageStates};
 use crate::{FRAME_SIZE, HUGE_FRAMES, PrivMemError};
+use alloc::vec::Vec;
 
 /// A VM instance. A restarted workload gets a new instance bound to the same objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,7 +151,7 @@ impl PrivateMemory {
             PageState::Prepared => Ok(Frame { pa, fresh: false }),
             PageState::Free => {
                 hooks.scrub(pa, 1);
-                hooks.prepare(pa, 1)?;
+                hooks.prepare(page as u64 * FRAME_SIZE, pa, 1)?;
                 self.states.set(page, PageState::Prepared);
                 self.prepared += 1;
                 Ok(Frame { pa, fresh: true })
@@ -178,7 +179,7 @@ impl PrivateMemory {
             PageState::Prepared => Ok(Some(Frame { pa, fresh: false })),
             PageState::Free => {
                 hooks.scrub(pa, HUGE_FRAMES);
-                hooks.prepare(pa, HUGE_FRAMES)?;
+                hooks.prepare(first as u64 * FRAME_SIZE, pa, HUGE_FRAMES)?;
                 (first..first + count).for_each(|p| self.states.set(p, PageState::Prepared));
                 self.prepared += HUGE_FRAMES;
                 Ok(Some(Frame { pa, fresh: true }))
@@ -205,8 +206,9 @@ impl PrivateMemory {
     /// Convert `[offset, offset + len)` to shared, in place: private mappings go,
     /// prepared frames are invalidated (ownership returns from the workload), then every
     /// converted frame is scrubbed, because it is about to become visible to the
-    /// hypervisor and must not show what it held. Returns the number of frames that
-    /// were prepared.
+    /// hypervisor and must not show what it held. Returns the number of prepared frames
+    /// that became shared. A frame the vendor quarantines is poisoned instead, and
+    /// neither scrubbed nor counted.
     pub fn convert_to_shared(
         &mut self,
         vm: VmId,
@@ -216,11 +218,17 @@ impl PrivateMemory {
     ) -> Result<u64, PrivMemError> {
         let (first, count) = self.pages(vm, offset, len, 1)?;
         ops.unmap(offset, len)?;
+        let mut quarantined = Vec::new();
+        let base = self.base;
         let states = &self.states;
         let prepared = |p: usize| states.get(p) == PageState::Prepared;
         for_each_run(first, count, prepared, |start, n| {
-            ops.invalidate(self.frame_pa(start), n)
+            ops.invalidate(self.frame_pa(start), n, &mut |pa| {
+                quarantined.push(((pa - base) / FRAME_SIZE) as usize)
+            })
         });
+        self.quarantine(&quarantined);
+        let states = &self.states;
         let converting = |p: usize| matches!(states.get(p), PageState::Prepared | PageState::Free);
         for_each_run(first, count, converting, |start, n| {
             ops.scrub(self.frame_pa(start), n)
@@ -314,6 +322,9 @@ impl PrivateMemory {
         hooks: &mut impl FrameHooks,
     ) -> u64 {
         let mut released = 0;
+        let mut quarantined = Vec::new();
+        let base = self.base;
+        let mut quarantine = |pa: u64| quarantined.push(((pa - base) / FRAME_SIZE) as usize);
         let mut run: Option<(usize, u64)> = None;
         for page in first..first + count {
             let state = self.states.get(page);
@@ -321,7 +332,7 @@ impl PrivateMemory {
                 run = Some(run.map_or((page, 1), |(start, n)| (start, n + 1)));
                 released += 1;
             } else if let Some((start, n)) = run.take() {
-                hooks.invalidate(self.frame_pa(start), n);
+                hooks.invalidate(self.frame_pa(start), n, &mut quarantine);
             }
             // Poison is forever; punching a hole leaves shared pages shared.
             let keep = state == PageState::Poisoned
@@ -331,10 +342,25 @@ impl PrivateMemory {
             }
         }
         if let Some((start, n)) = run {
-            hooks.invalidate(self.frame_pa(start), n);
+            hooks.invalidate(self.frame_pa(start), n, &mut quarantine);
         }
         self.prepared -= released;
-        released
+        // Quarantined pages were set to `to` above, before the vendor refused them.
+        for &page in &quarantined {
+            self.states.set(page, PageState::Poisoned);
+        }
+        released - quarantined.len() as u64
+    }
+
+    /// Take the prepared pages the vendor could not reclaim out of service: they stay
+    /// poisoned, never scrubbed or handed out (their frames may still be the guest's).
+    fn quarantine(&mut self, pages: &[usize]) {
+        for &page in pages {
+            if self.states.get(page) == PageState::Prepared {
+                self.prepared -= 1;
+            }
+            self.states.set(page, PageState::Poisoned);
+        }
     }
 }
 

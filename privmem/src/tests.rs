@@ -2,6 +2,7 @@
 //! after ../shared/specs/confidential-memory.md §H).
 
 use crate::*;
+use alloc::vec;
 use alloc::vec::Vec;
 
 const BASE: u64 = 0x1000_0000;
@@ -13,6 +14,8 @@ struct Log {
     events: Vec<Event>,
     refuse_prepare: bool,
     refuse_unmap: Option<u64>,
+    /// Frames the vendor cannot take back.
+    quarantine: Vec<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,15 +30,19 @@ impl FrameHooks for Log {
     fn scrub(&mut self, pa: u64, frames: u64) {
         self.events.push(Event::Scrub(pa, frames));
     }
-    fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), PrivMemError> {
+    fn prepare(&mut self, _offset: u64, pa: u64, frames: u64) -> Result<(), PrivMemError> {
         if self.refuse_prepare {
             return Err(PrivMemError::Vendor { code: 7 });
         }
         self.events.push(Event::Prepare(pa, frames));
         Ok(())
     }
-    fn invalidate(&mut self, pa: u64, frames: u64) {
+    fn invalidate(&mut self, pa: u64, frames: u64, quarantine: &mut dyn FnMut(u64)) {
         self.events.push(Event::Invalidate(pa, frames));
+        (pa..pa + frames * FRAME_SIZE)
+            .step_by(FRAME_SIZE as usize)
+            .filter(|pa| self.quarantine.contains(pa))
+            .for_each(quarantine);
     }
 }
 
@@ -312,4 +319,44 @@ fn pin_01_a_refused_unmap_stops_the_operation_before_any_frame_changes_hands() {
     assert_eq!(memory.prepared_frames(), 1);
     assert_eq!(memory.bound_to(), Some(VM), "still bound");
     assert_eq!(memory.destroy(&mut log), Err(refused));
+}
+
+#[test]
+fn snp_04_a_frame_the_vendor_cannot_take_back_is_poisoned_never_scrubbed_or_reused() {
+    let mut memory = object(0x10_0000);
+    let mut log = Log {
+        quarantine: vec![BASE + 0x1000],
+        ..Log::default()
+    };
+    for offset in [0, 0x1000, 0x2000] {
+        memory.get_pfn(VM, offset, &mut log).unwrap();
+    }
+    log.events.clear();
+    assert_eq!(memory.convert_to_shared(VM, 0, 0x3000, &mut log), Ok(2));
+    assert_eq!(memory.state(0x1000), PageState::Poisoned);
+    assert_eq!(memory.state(0x2000), PageState::Shared);
+    assert!(
+        !log.events.iter().any(|e| matches!(e, Event::Scrub(pa, n) if (*pa..*pa + n * FRAME_SIZE).contains(&(BASE + 0x1000)))),
+        "the quarantined frame may still be the guest's: never scrubbed: {:?}",
+        log.events
+    );
+    assert_eq!(memory.prepared_frames(), 0);
+    assert_eq!(memory.convert_to_private(VM, 0, 0x3000), Ok(()));
+    assert_eq!(
+        memory.get_pfn(VM, 0x1000, &mut log),
+        Err(PrivMemError::Poisoned { offset: 0x1000 })
+    );
+}
+
+#[test]
+fn snp_04_destroy_releases_everything_but_the_quarantined_frame() {
+    let mut memory = object(0x10_0000);
+    let mut log = Log {
+        quarantine: vec![BASE + 0x2000],
+        ..Log::default()
+    };
+    for offset in [0, 0x1000, 0x2000] {
+        memory.get_pfn(VM, offset, &mut log).unwrap();
+    }
+    assert_eq!(memory.destroy(&mut log), Ok(2));
 }

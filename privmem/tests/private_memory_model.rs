@@ -80,7 +80,7 @@ impl FrameHooks for User {
         }
     }
 
-    fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), PrivMemError> {
+    fn prepare(&mut self, _offset: u64, pa: u64, frames: u64) -> Result<(), PrivMemError> {
         if self.refuse_prepare {
             return Err(PrivMemError::Vendor { code: REFUSED });
         }
@@ -99,7 +99,7 @@ impl FrameHooks for User {
         Ok(())
     }
 
-    fn invalidate(&mut self, pa: u64, frames: u64) {
+    fn invalidate(&mut self, pa: u64, frames: u64, _quarantine: &mut dyn FnMut(u64)) {
         self.events.push(Event::Invalidate(pa, frames));
         for frame in Self::frames(pa, frames) {
             if !self.live.remove(&frame) {

@@ -16,12 +16,12 @@ pub struct SvmMmu {
 }
 
 impl VendorMmu for SvmMmu {
-    fn prepare(&mut self, _pa: u64, frames: u64) -> Result<(), VendorError> {
+    fn prepare(&mut self, _gpa: u64, _pa: u64, frames: u64) -> Result<(), VendorError> {
         self.prepared_frames += frames;
         Ok(())
     }
 
-    fn invalidate(&mut self, _pa: u64, frames: u64) {
+    fn invalidate(&mut self, _pa: u64, frames: u64, _quarantine: &mut dyn FnMut(u64)) {
         self.invalidated_frames += frames;
     }
 

@@ -202,14 +202,15 @@ impl<M: TdxModule> TdxMmu<M> {
 impl<M: TdxModule> VendorMmu for TdxMmu<M> {
     const SHARED_GPA_BIT: u64 = SHARED_BIT_4_LEVEL;
     const BOOT_FEATURES: u64 = FEATURE_TRANSPORT_TDVMCALL;
+    const LAUNCH_PAGES: bool = true;
 
     /// A frame becomes the TD's when it is mapped (PAGE.ADD or PAGE.AUG), not before.
-    fn prepare(&mut self, _pa: u64, _frames: u64) -> Result<(), VendorError> {
+    fn prepare(&mut self, _gpa: u64, _pa: u64, _frames: u64) -> Result<(), VendorError> {
         Ok(())
     }
 
     /// Frames leave the TD by REMOVE and WBINVD, already done when a leaf goes.
-    fn invalidate(&mut self, _pa: u64, _frames: u64) {}
+    fn invalidate(&mut self, _pa: u64, _frames: u64, _quarantine: &mut dyn FnMut(u64)) {}
 
     /// Private leaves were tracked out of the TLB on removal; the shared table is
     /// flushed on every entry by the vCPU backend (INVEPT).

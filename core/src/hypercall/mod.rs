@@ -1,12 +1,13 @@
 //! Hypercall dispatch: decode the call, check the workload may make it, run it.
 //!
-//! Transport-neutral: a backend turns its transport (VMMCALL registers today; the GHCB
-//! page and TDVMCALL later) into a [`Request`] and writes the [`Outcome`] back the way
-//! its transport says.
+//! Transport-neutral: a backend turns its transport (VMMCALL or TDVMCALL registers, or
+//! the GHCB page through [`page_request`]) into a [`Request`] and writes the
+//! [`Outcome`] back the way its transport says.
 
 pub(crate) mod console;
 pub(crate) mod convert;
 mod info;
+pub(crate) mod page_request;
 pub(crate) mod shared_buffer;
 
 use crate::host::Host;
@@ -56,5 +57,7 @@ pub fn dispatch<F: PteFormat, V: VendorMmu>(
 
 #[cfg(test)]
 mod convert_tests;
+#[cfg(test)]
+mod page_request_tests;
 #[cfg(test)]
 mod tests;

@@ -76,6 +76,12 @@ impl SharedBuffer {
         });
     }
 
+    /// Copy a buffer that is one whole frame into `out`.
+    pub fn read_frame(self, host: &mut impl Host, out: &mut [u8; PAGE as usize]) {
+        debug_assert!(self.pa.is_multiple_of(PAGE) && self.len == PAGE);
+        host.with_frame(self.pa, |bytes| out.copy_from_slice(bytes));
+    }
+
     /// Pass the buffer's bytes, in order and in small chunks, to `sink`, which gets the
     /// host back to do something with each chunk.
     pub fn read<H: Host>(self, host: &mut H, mut sink: impl FnMut(&mut H, &[u8])) {

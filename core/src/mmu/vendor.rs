@@ -54,17 +54,47 @@ pub trait VendorMmu {
     const SHARED_GPA_BIT: u64 = 0;
     /// Bits the workload finds in its boot info's `features` (its hypercall transport).
     const BOOT_FEATURES: u64 = 0;
+    /// The vendor takes the pages launch wrote one by one ([`VendorMmu::add_launch_page`]),
+    /// and the workload may touch no other private page before it accepts or validates
+    /// it, so the top of the boot stack comes with the launch pages (TDX, SEV-SNP).
+    const LAUNCH_PAGES: bool = false;
 
-    /// Frames are about to become the workload's: pin, transfer ownership (RMP
-    /// assignment), flush host-key cache lines.
-    fn prepare(&mut self, pa: u64, frames: u64) -> Result<(), VendorError>;
+    /// Frames `[pa, pa + frames * 4 KiB)` are about to become the workload's, at
+    /// guest-physical `gpa` onwards: pin, transfer ownership (RMP assignment), flush
+    /// host-key cache lines.
+    fn prepare(&mut self, gpa: u64, pa: u64, frames: u64) -> Result<(), VendorError>;
     /// Frames are leaving the workload: flush guest-key cache lines, reclaim ownership.
-    fn invalidate(&mut self, pa: u64, frames: u64);
+    /// A frame that cannot be reclaimed goes to `quarantine` and is never reused.
+    fn invalidate(&mut self, pa: u64, frames: u64, quarantine: &mut dyn FnMut(u64));
     /// Leaves covering `[gpa, gpa + size)` were cleared: the CPU must forget them
     /// before the next entry.
     fn zap(&mut self, gpa: u64, size: u64);
     /// A zapped private leaf was installed again for its already prepared frame.
     fn unzap(&mut self, gpa: u64, size: PageSize);
+
+    /// The largest private leaf that may map the prepared frame `pa` (SEV-SNP: no larger
+    /// than its RMP entry).
+    #[inline]
+    fn max_private_leaf(&self, _pa: u64) -> PageSize {
+        PageSize::Size2M
+    }
+    /// A private leaf of `size` mapping `gpa` to `pa` is about to be installed: refuse it
+    /// if the hardware would fault on it (the SEV-SNP model checks the RMP entry here).
+    #[inline]
+    fn check_private_leaf(
+        &mut self,
+        _gpa: u64,
+        _size: PageSize,
+        _pa: u64,
+    ) -> Result<(), VendorError> {
+        Ok(())
+    }
+    /// The hardware refused a 4 KiB access inside the 2 MiB ownership entry of the frames
+    /// at `pa` (SEV-SNP: an RMP size mismatch): split the entry into 4 KiB entries. Core
+    /// then zaps the 2 MiB range, so it refaults at 4 KiB.
+    fn split_private(&mut self, _pa: u64) -> Result<(), VendorError> {
+        Ok(())
+    }
 
     /// Launch is over: the workload's initial memory is in place (SEV: LAUNCH_FINISH;
     /// TDX: MR.FINALIZE).
@@ -105,7 +135,8 @@ pub trait VendorMmu {
         Ok(())
     }
     /// Launch: the premapped private page at `gpa` (frame `pa`) gets its contents from
-    /// the hypervisor page `source` (TDX: PAGE.ADD and MR.EXTEND).
+    /// the hypervisor page `source` (TDX: PAGE.ADD and MR.EXTEND; SEV-SNP encrypts the
+    /// frame in place and ignores `source`). Called only when `LAUNCH_PAGES`.
     fn add_launch_page(&mut self, _gpa: u64, _pa: u64, _source: u64) -> Result<(), VendorError> {
         Ok(())
     }
