@@ -10,15 +10,18 @@
 //! ```
 //! The SDK provides `_start`, checks the boot info, runs the entry function and exits
 //! with its return value; a panic prints its message and exits with status 101. Calls
-//! travel by VMMCALL, or by TDVMCALL when the boot info's features say so
-//! ([`hypercall::transport`]); [`memory`] converts and accepts memory either way.
+//! travel by VMMCALL, by TDVMCALL or through the GHCB, as the boot info's features say
+//! ([`hypercall::transport`]; the GHCB transport is set up at start, see [`ghcb`]);
+//! [`memory`] converts and accepts memory whichever it is.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod console;
+pub mod ghcb;
 pub mod hypercall;
 pub mod info;
 pub mod memory;
+pub mod pvalidate;
 mod staging;
 pub mod start;
 pub mod tdcall;

@@ -1,10 +1,12 @@
 //! Converting memory between private and shared, with the batching, resuming and
 //! retries the hypervisor asks of its caller: MEMORY_CONVERT on the VMMCALL transport,
 //! MapGPA on TDVMCALL, where private memory must also be accepted before use
-//! ([`accept`]; [`to_private`] does it).
+//! ([`accept`]; [`to_private`] does it), Page State Change requests on GHCB, where
+//! private memory is validated with PVALIDATE on SEV-SNP hardware (not in model mode).
 
 use crate::hypercall::{Transport, hypercall, transport};
-use crate::{staging, tdcall};
+use crate::{ghcb, staging, tdcall};
+use cloister_abi::ghcb::PscOp;
 use cloister_abi::hypercall::{
     CONVERT_MAX_ENTRIES, CONVERT_RANGE_SIZE, CONVERT_TO_PRIVATE, CONVERT_TO_SHARED, ConvertRange,
 };
@@ -24,6 +26,20 @@ pub enum ConvertError {
     MapGpa(u64),
     /// TDVMCALL transport: accepting the converted pages failed (see [`AcceptError`]).
     Accept(AcceptError),
+    /// GHCB transport: the hypervisor answered a Page State Change with this error in
+    /// `sw_exit_info_2` (`cloister_abi::ghcb::psc::PSC_ERROR_*`, or a GHCB error reason),
+    /// or the SDK refused a range no entry can name, converting nothing
+    /// (`PSC_ERROR_INVALID_ENTRY`: not 4 KiB aligned, empty, wrapping, or beyond 52-bit
+    /// guest-physical addresses).
+    Psc(u64),
+    /// GHCB transport: the hypervisor broke the Page State Change protocol: it moved
+    /// `cur_entry` or `cur_page` backwards, changed `end_entry` or the header's reserved
+    /// field, or reported a refusal in `sw_exit_info_1` without a reason.
+    PscProtocol,
+    /// GHCB transport on SEV-SNP hardware: PVALIDATE of the page at `gpa` failed with
+    /// `code` (`crate::pvalidate::FAIL_*`): rescinding before a conversion to shared
+    /// (nothing converted from that request on), or validating after one to private.
+    Pvalidate { gpa: u64, code: u32 },
 }
 
 /// Why [`accept`] failed.
@@ -34,15 +50,20 @@ pub enum AcceptError {
     /// TDG.MEM.PAGE.ACCEPT failed with this TDX status (such as
     /// TDX_OPERAND_INVALID for a GPA that is not private memory).
     Tdx(u64),
+    /// GHCB transport on SEV-SNP hardware: PVALIDATE of the page at `gpa` failed with
+    /// `code` (`crate::pvalidate::FAIL_*`).
+    Pvalidate { gpa: u64, code: u32 },
 }
 
 /// Counters of one conversion, for callers that want to see the batching.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConvertStats {
-    /// MEMORY_CONVERT calls made (MapGPA TDVMCALLs on the TDVMCALL transport).
+    /// MEMORY_CONVERT calls made (MapGPA TDVMCALLs on the TDVMCALL transport, Page
+    /// State Change VMGEXITs on GHCB).
     pub calls: u64,
-    /// Calls that answered BUSY and were retried (MEMORY_CONVERT only: MapGPA answers
-    /// RETRY, counted in `calls`).
+    /// Calls that answered BUSY and were retried (MEMORY_CONVERT; on GHCB, VMGEXITs
+    /// after which the hypervisor had done none of the request; MapGPA answers RETRY,
+    /// counted in `calls`).
     pub busy: u64,
 }
 
@@ -51,24 +72,28 @@ pub fn to_shared(ranges: &[ConvertRange]) -> Result<ConvertStats, ConvertError> 
     match transport() {
         Transport::Vmmcall => convert(ranges, CONVERT_TO_SHARED),
         Transport::Tdvmcall => map_gpa(ranges, true),
+        Transport::Ghcb => page_state_change(ranges, PscOp::SHARED),
     }
 }
 
 /// Make `ranges` private again: their contents are lost (each page reads as zero on its
 /// next touch). Retries while the hypervisor still uses part of them. On the TDVMCALL
-/// transport the pages are then accepted, which zeroes them.
+/// transport the pages are then accepted, which zeroes them; on GHCB with SEV-SNP
+/// hardware they are validated.
 pub fn to_private(ranges: &[ConvertRange]) -> Result<ConvertStats, ConvertError> {
     match transport() {
         Transport::Vmmcall => convert(ranges, CONVERT_TO_PRIVATE),
         Transport::Tdvmcall => map_gpa(ranges, false),
+        Transport::Ghcb => page_state_change(ranges, PscOp::PRIVATE),
     }
 }
 
 /// Make private memory `[gpa, gpa + len)` usable: on the TDVMCALL transport every page
 /// must be accepted (TDG.MEM.PAGE.ACCEPT, which zeroes it) before its first use, and
-/// touching a page that was not stops the workload. On VMMCALL private memory needs
-/// no acceptance and this only checks the range. `gpa` and `len` must be 4 KiB
-/// aligned.
+/// touching a page that was not stops the workload. On GHCB with SEV-SNP hardware
+/// every page is validated with PVALIDATE (one already valid is fine). On VMMCALL, and
+/// on GHCB in model mode (the hypervisor's model validates), private memory needs no
+/// acceptance and this only checks the range. `gpa` and `len` must be 4 KiB aligned.
 pub fn accept(gpa: u64, len: u64) -> Result<(), AcceptError> {
     let aligned = gpa.is_multiple_of(PAGE) && len.is_multiple_of(PAGE);
     if !aligned || gpa.checked_add(len).is_none() {
@@ -77,10 +102,21 @@ pub fn accept(gpa: u64, len: u64) -> Result<(), AcceptError> {
     match transport() {
         Transport::Vmmcall => Ok(()),
         Transport::Tdvmcall => tdcall::accept(gpa, len).map_err(AcceptError::Tdx),
+        Transport::Ghcb => {
+            ghcb::accept(gpa, len).map_err(|(gpa, code)| AcceptError::Pvalidate { gpa, code })
+        }
     }
 }
 
 const PAGE: u64 = 4096;
+
+/// Page State Change requests through the GHCB for each range.
+fn page_state_change(ranges: &[ConvertRange], op: PscOp) -> Result<ConvertStats, ConvertError> {
+    if ranges.len() as u64 > CONVERT_MAX_ENTRIES {
+        return Err(ConvertError::TooManyRanges);
+    }
+    ghcb::convert(ranges, op)
+}
 
 /// MapGPA each range, to shared (with the shared bit) or to private, then accept what
 /// became private.
