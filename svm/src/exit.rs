@@ -1,6 +1,7 @@
 //! Decoding SVM exit codes (APM vol. 2, appendix C) into core's `Exit`.
 
 use crate::vmcb::{Vmcb, control};
+use cloister_core::mmu::VendorError;
 use cloister_core::{Access, Exit};
 
 pub const EXIT_INTR: u64 = 0x60;
@@ -18,6 +19,10 @@ const EXIT_INVALID: [u64; 2] = [u64::MAX, 0xffff_ffff];
 const NPF_PRESENT: u64 = 1 << 0;
 const NPF_WRITE: u64 = 1 << 1;
 const NPF_FETCH: u64 = 1 << 4;
+/// SEV-SNP: the RMP check failed, and why (APM vol. 2, 15.36.10; Linux
+/// `PFERR_GUEST_RMP_MASK`, `PFERR_GUEST_SIZEM_MASK`). QEMU never sets them.
+const NPF_RMP: u64 = 1 << 31;
+const NPF_SIZE_MISMATCH: u64 = 1 << 35;
 
 const IOIO_IN: u64 = 1 << 0;
 const IOIO_STRING: u64 = 1 << 2;
@@ -27,12 +32,19 @@ const IOIO_STRING: u64 = 1 << 2;
 const CPUID_LEN: u64 = 2;
 const MSR_LEN: u64 = 2;
 pub(crate) const VMMCALL_LEN: u64 = 3;
+/// VMGEXIT is REP VMMCALL (F3 0F 01 D9); outside an SEV-ES guest it exits as VMMCALL.
+pub(crate) const VMGEXIT_LEN: u64 = 4;
 
 pub fn decode(vmcb: &Vmcb) -> Exit {
     let code = vmcb.read_u64(control::EXIT_CODE);
     let info1 = vmcb.read_u64(control::EXIT_INFO1);
     let info2 = vmcb.read_u64(control::EXIT_INFO2);
     match code {
+        EXIT_NPF if info1 & NPF_RMP != 0 => Exit::OwnershipFault {
+            gpa: info2,
+            size_mismatch: info1 & NPF_SIZE_MISMATCH != 0,
+            error: VendorError::failed(info1, "RMP nested page fault"),
+        },
         EXIT_NPF => Exit::NestedPageFault {
             gpa: info2,
             access: if info1 & NPF_FETCH != 0 {
@@ -99,6 +111,26 @@ mod tests {
                 present: true
             }
         );
+    }
+
+    #[test]
+    fn rmp_nested_page_faults_say_whether_the_size_mismatched() {
+        let size = NPF_RMP | NPF_SIZE_MISMATCH | NPF_WRITE;
+        assert_eq!(
+            exit(EXIT_NPF, size, 0x20_3000),
+            Exit::OwnershipFault {
+                gpa: 0x20_3000,
+                size_mismatch: true,
+                error: VendorError::failed(size, "RMP nested page fault"),
+            }
+        );
+        assert!(matches!(
+            exit(EXIT_NPF, NPF_RMP | NPF_PRESENT, 0x1000),
+            Exit::OwnershipFault {
+                size_mismatch: false,
+                ..
+            }
+        ));
     }
 
     #[test]

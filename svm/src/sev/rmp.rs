@@ -5,8 +5,9 @@
 //! [`Rmp`] is the hypervisor's side of it (RMPUPDATE, PSMASH and reading an entry).
 //! [`RmpInstructions`] issues the real instructions: compiled, never run here, since
 //! QEMU emulates no SEV-SNP. [`RmpModel`] is the software model the tests drive (spec
-//! digest G.1), which also plays the guest (PVALIDATE), the firmware (LAUNCH_UPDATE,
-//! PAGE_RECLAIM), the RMP access checks and the caches.
+//! digest G.1), which also plays the guest (PVALIDATE, RMPADJUST), the firmware's page
+//! transitions (LAUNCH_UPDATE, PAGE_RECLAIM, the VMSA bit), the RMP access checks and
+//! the caches.
 //!
 //! Entry fields and return codes: spec digest D.1, Linux `arch/x86/virt/svm/sev.c`.
 
@@ -22,8 +23,9 @@ use core::fmt;
 #[cfg(target_arch = "x86_64")]
 pub use instr::RmpInstructions;
 pub use model::{
-    CacheKey, FwPageError, PvalidateError, PvalidateOutcome, RmpCall, RmpCheck, RmpCounts,
-    RmpFault, RmpFaultReason, RmpModel, RmpOp,
+    CacheKey, FwPageError, PvalidateError, PvalidateOutcome, RMPADJUST_VMSA, RmpCall, RmpCheck,
+    RmpCounts, RmpFault, RmpFaultReason, RmpModel, RmpOp, RmpadjustError, VmplPermissions,
+    rmpadjust_rdx,
 };
 
 /// Page size of an RMP entry (RMPUPDATE `pagesize`: 0 = 4 KiB, 1 = 2 MiB).

@@ -7,7 +7,13 @@
 //! Only assigned entries are stored: an absent frame is hypervisor-owned with the
 //! all-zero entry. A hypervisor-owned entry's page size changes no check, so an
 //! RMPUPDATE to shared leaves absent frames whatever its size. A 2 MiB entry is stored
-//! as 512 equal copies, one per frame, each with the GPA of the whole 2 MiB page.
+//! as 512 equal copies, one per frame, each with the GPA of the whole 2 MiB page. VMPL
+//! permissions (RMPADJUST, [`VmplPermissions`]) are kept per frame beside the entries,
+//! once RMPADJUST changed them from what RMPUPDATE leaves.
+
+mod adjust;
+
+pub use adjust::{RMPADJUST_VMSA, RmpadjustError, VmplPermissions, rmpadjust_rdx};
 
 use super::{Rmp, RmpEntry, RmpError, RmpReadError, RmpSize, RmpState};
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -45,6 +51,7 @@ pub struct RmpCounts {
     pub rmpupdates: u64,
     pub psmashes: u64,
     pub pvalidates: u64,
+    pub rmpadjusts: u64,
     pub vm_page_flushes: u64,
     pub clflushes: u64,
     pub wbinvds: u64,
@@ -182,6 +189,8 @@ impl FwPageError {
 pub struct RmpModel {
     /// Assigned entries by frame number.
     frames: BTreeMap<u64, RmpEntry>,
+    /// VMPL permissions by frame number, where RMPADJUST changed them.
+    perms: BTreeMap<u64, VmplPermissions>,
     /// First host physical address the RMP does not cover.
     limit: u64,
     dirty: BTreeSet<(u64, CacheKey)>,
@@ -207,6 +216,7 @@ impl RmpModel {
     pub fn with_limit(limit: u64) -> Self {
         Self {
             frames: BTreeMap::new(),
+            perms: BTreeMap::new(),
             limit: limit.min(PA_LIMIT),
             dirty: BTreeSet::new(),
             inuse: Vec::new(),
@@ -295,6 +305,18 @@ impl RmpModel {
             e.validated = true;
             e.immutable = false;
         });
+        Ok(())
+    }
+
+    /// Firmware setting or clearing the VMSA bit of the assigned entry at `pa`: a
+    /// Firmware page with it is a guest context page (SNP_GCTX_CREATE sets it,
+    /// SNP_DECOMMISSION clears it), a guest page with it a VMSA (SNP_LAUNCH_UPDATE of
+    /// a VMSA page). The caller checks the page state first.
+    pub fn fw_set_vmsa(&mut self, pa: u64, vmsa: bool) -> Result<(), FwPageError> {
+        if !self.lookup(pa).assigned {
+            return Err(FwPageError::InvalidPageState);
+        }
+        self.update_entry(pa, |e| e.vmsa = vmsa);
         Ok(())
     }
 
@@ -456,6 +478,9 @@ impl RmpModel {
             return Err(RmpError::FailOverlap);
         }
         for pfn in frames {
+            // A new entry starts with VMPL0 holding every permission and the other
+            // VMPLs none (see `VmplPermissions`).
+            self.perms.remove(&pfn);
             if state.assigned {
                 let entry = RmpEntry {
                     assigned: true,
