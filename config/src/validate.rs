@@ -17,7 +17,10 @@ const HUGE_PAGE: u64 = 2 << 20;
 /// Boards this build knows, and the backends each can build an image for. An image
 /// built for a backend still needs a CPU that has it: the qemu-x86_64 image for
 /// "tdx" stops at boot under QEMU's emulation, which has no TDX (docs/config.md).
-pub const BOARDS: &[(&str, &[Backend])] = &[("qemu-x86_64", &[Backend::Svm, Backend::Tdx])];
+pub const BOARDS: &[(&str, &[Backend])] = &[(
+    "qemu-x86_64",
+    &[Backend::Svm, Backend::Sev, Backend::SevSnp, Backend::Tdx],
+)];
 
 pub fn validate(config: &Config) -> Vec<Diagnostic> {
     let mut out = Vec::new();

@@ -131,7 +131,7 @@ impl fmt::Display for Stop {
                 gpa,
             } => write!(
                 f,
-                "stopped: the external page table refused a change at gpa={gpa:#x}: {} ({:#x})",
+                "stopped: the vendor (firmware or external page table) refused a change at gpa={gpa:#x}: {} ({:#x})",
                 e.name, e.code
             ),
             Self::Mmu { error, gpa } => {

@@ -96,3 +96,32 @@ pub fn describe(result: &RunResult) -> String {
     let _ = write!(text, "--- QEMU ---\n{}", result.qemu_stderr);
     text
 }
+
+/// The counters the SEV backends print in model mode: `cloister: <name> model: ...`.
+#[derive(Debug, Default)]
+pub struct ModelLine {
+    pub rmpupdates: u64,
+    pub psmashes: u64,
+    pub launch_pages: u64,
+    pub quarantined: u64,
+    pub assigned_frames: u64,
+}
+
+pub fn model_line(console: &str, name: &str) -> Option<ModelLine> {
+    let prefix = format!("cloister: {name} model: ");
+    let line = console.lines().find_map(|l| l.strip_prefix(&prefix))?;
+    let mut model = ModelLine::default();
+    for field in line.split_whitespace() {
+        let (key, value) = field.split_once('=')?;
+        let value: u64 = value.parse().ok()?;
+        match key {
+            "rmpupdates" => model.rmpupdates = value,
+            "psmashes" => model.psmashes = value,
+            "launch_pages" => model.launch_pages = value,
+            "quarantined" => model.quarantined = value,
+            "assigned_frames" => model.assigned_frames = value,
+            _ => {}
+        }
+    }
+    Some(model)
+}

@@ -3,7 +3,7 @@
 //! boots and says that TDX cannot run here.
 
 use cloister_runner::{BootProtocol, Machine, Outcome};
-use cloister_tests::harness::{boot, describe, image};
+use cloister_tests::harness::{boot, describe, image, model_line};
 
 #[test]
 fn the_edge_gateway_appliance_runs_its_workload_to_a_clean_exit() {
@@ -69,4 +69,45 @@ fn the_tdx_appliance_says_plainly_that_tdx_cannot_run_under_qemu() {
             .any(|line| line.text.contains("SVM enabled")),
         "{context}"
     );
+}
+
+/// QEMU has no SEV: the SEV and SEV-SNP images run their workload in model mode, say so
+/// at boot, and report the model's counters before the summary.
+#[test]
+fn the_sev_and_sev_snp_appliances_run_in_model_mode_and_say_so() {
+    for (config, name, workload) in [
+        ("config/sev.toml", "sev", "sealed-service"),
+        ("config/sev-snp.toml", "sev-snp", "attested-service"),
+    ] {
+        let image = image(config);
+        let result = boot(&image, Machine::Microvm, BootProtocol::Pvh);
+        let context = describe(&result);
+        assert_eq!(result.outcome, Outcome::WorkloadExited(0), "{context}");
+        assert!(
+            result.console.contains(&format!(
+                "cloister: backend \"{name}\" in MODEL MODE: QEMU has no {name}; the PSP \
+                 firmware, the RMP and the caches are software models in the hypervisor \
+                 (nothing here is hardware-tested)"
+            )),
+            "{context}"
+        );
+        assert!(
+            result
+                .console
+                .contains(&format!("hello from the demo workload '{workload}'")),
+            "{context}"
+        );
+        let model =
+            model_line(&result.console, name).unwrap_or_else(|| panic!("no model line\n{context}"));
+        // Launch wrote the image, boot info, page tables and stack: each went through
+        // LAUNCH_UPDATE(_DATA) once.
+        assert!(model.launch_pages >= 5, "{model:?}\n{context}");
+        if name == "sev-snp" {
+            // 2 MiB RMP entries on demand: a handful of RMPUPDATEs for 2 MiB blocks.
+            assert!(model.assigned_frames >= 512, "{model:?}\n{context}");
+            assert!(model.rmpupdates < 64, "{model:?}\n{context}");
+        } else {
+            assert_eq!(model.rmpupdates, 0, "SEV has no RMP\n{context}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! core's `Host` on this board: tables from the heap, shared frames through the identity
 //! map, private frames through the window, console on the UART, CPUID from the CPU.
 
-use crate::host_tables;
+use crate::{BACKEND, Backend, host_tables, sev_backend};
 use alloc::alloc::{Layout, alloc_zeroed};
 use cloister_core::host::{CpuidResult, Host};
 use cloister_core::mmu::{ENTRIES, TableMemory};
@@ -36,8 +36,10 @@ impl TableMemory for BoardHost {
     }
 }
 
-impl Host for BoardHost {
-    fn with_frame<R>(&mut self, pa: u64, f: impl FnOnce(&mut [u8; 4096]) -> R) -> R {
+impl BoardHost {
+    /// The frame at `pa`, without the model's RMP check (the model reading what the
+    /// hypervisor wrote, to measure it).
+    pub fn frame<R>(pa: u64, f: impl FnOnce(&mut [u8; 4096]) -> R) -> R {
         assert!(
             pa.is_multiple_of(4096),
             "frame {pa:#x} is not 4 KiB aligned"
@@ -51,6 +53,15 @@ impl Host for BoardHost {
         // SAFETY: as above, and a frame outside the private pools is identity mapped; the
         // reference does not outlive the call.
         f(unsafe { &mut *(pa as *mut [u8; 4096]) })
+    }
+}
+
+impl Host for BoardHost {
+    fn with_frame<R>(&mut self, pa: u64, f: impl FnOnce(&mut [u8; 4096]) -> R) -> R {
+        if matches!(BACKEND, Backend::Sev | Backend::SevSnp) {
+            sev_backend::check_host_write(pa);
+        }
+        Self::frame(pa, f)
     }
 
     fn console_write(&mut self, bytes: &[u8]) {

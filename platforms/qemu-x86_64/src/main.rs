@@ -1,7 +1,8 @@
 //! Cloister on QEMU x86-64: boot, check the firmware's RAM against the build-time pool
 //! placement, switch to page tables that leave the private pools out, turn SVM on,
 //! launch the configured workload and run it to its end. An image built for
-//! `backend = "tdx"` stops after the heap is set up instead: see [`tdx_backend`].
+//! `backend = "tdx"` stops after the heap is set up instead: see [`tdx_backend`];
+//! `"sev"` and `"sev-snp"` run in model mode under QEMU: see [`sev_backend`].
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -14,9 +15,11 @@ mod heap;
 mod host_tables;
 mod memory_check;
 mod selftest;
+mod sev_backend;
 mod tdx_backend;
 
 use cloister_core::Stop;
+use cloister_core::mmu::VendorMmu;
 use cloister_core::vm::{Vm, VmSpec};
 use cloister_svm::{NptFormat, Svm, SvmMmu, SvmVcpu};
 use cloister_x86::{boot, console, cpu, logger, println, set_phase};
@@ -57,8 +60,6 @@ mod generated {
 /// The workload's address-space identifier; 0 belongs to the host.
 const WORKLOAD_ASID: u32 = 1;
 
-type WorkloadVm = Vm<NptFormat, SvmMmu>;
-
 #[unsafe(no_mangle)]
 extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
     // SAFETY: RDTSC only reads the time-stamp counter. Read first: benchmarks measure
@@ -97,13 +98,42 @@ extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
     if BACKEND == Backend::Tdx {
         tdx_backend::stop();
     }
+    if matches!(BACKEND, Backend::Sev | Backend::SevSnp) {
+        sev_backend::enter_model_mode();
+    }
 
     let svm = Svm::enable().unwrap_or_else(|e| {
         println!("cloister: cannot run workloads on this CPU: {e}");
         debug_exit::exit(Outcome::HypervisorFailed)
     });
     defmt::info!("SVM enabled with nested paging");
+    match BACKEND {
+        Backend::SevSnp => {
+            let (vm, stop) = run(&svm, sev_backend::snp_mmu(), true);
+            let stats = vm.vendor().stats;
+            sev_backend::report(
+                stats.rmpupdates,
+                stats.psmashes,
+                stats.launch_pages,
+                stats.quarantined,
+            );
+            finish(&vm, stop)
+        }
+        Backend::Sev => {
+            let (vm, stop) = run(&svm, sev_backend::sev_mmu(), false);
+            sev_backend::report(0, 0, vm.vendor().launch_pages, 0);
+            finish(&vm, stop)
+        }
+        Backend::Svm | Backend::Tdx => {
+            let (vm, stop) = run(&svm, SvmMmu::default(), false);
+            finish(&vm, stop)
+        }
+    }
+}
 
+/// Create the workload's VM over `vendor`, launch it and run it until it stops. `ghcb`:
+/// calls travel through the GHCB (SEV-SNP).
+fn run<V: VendorMmu>(svm: &Svm, vendor: V, ghcb: bool) -> (Vm<NptFormat, V>, Stop) {
     let mut host = board_host::BoardHost;
     let spec = VmSpec {
         name: WORKLOAD_NAME,
@@ -112,8 +142,8 @@ extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
         pinning: PINNING,
         instance: 1,
     };
-    let mut vm = WorkloadVm::new(&spec, SvmMmu::default(), &mut host)
-        .unwrap_or_else(|e| panic!("cannot create the VM: {e:?}"));
+    let mut vm =
+        Vm::new(&spec, vendor, &mut host).unwrap_or_else(|e| panic!("cannot create the VM: {e:?}"));
     if BENCH_HOOKS {
         vm.enable_bench_hooks();
     }
@@ -121,7 +151,7 @@ extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
     set_phase("launch");
     let entry = match vm.launch(WORKLOAD_IMAGE, &mut host) {
         Ok(entry) => entry,
-        Err(stop) => finish(&vm, stop),
+        Err(stop) => return (vm, stop),
     };
     defmt::info!(
         "launched '{=str}': entry={=u64:#x}, {=u64} private frames prepared",
@@ -130,15 +160,18 @@ extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
         vm.stats().launch_prepared
     );
 
-    let mut vcpu = SvmVcpu::new(&svm, &entry, vm.npt_root(), WORKLOAD_ASID);
+    let mut vcpu = SvmVcpu::new(svm, &entry, vm.npt_root(), WORKLOAD_ASID);
+    if ghcb {
+        vcpu = vcpu.with_ghcb();
+    }
     set_phase("run loop");
     let stop = vm.run(&mut vcpu, &mut host);
-    finish(&vm, stop)
+    (vm, stop)
 }
 
 /// Print the memory counters and the summary line (the last line of every run), and
 /// leave QEMU.
-fn finish(vm: &WorkloadVm, stop: Stop) -> ! {
+fn finish<V: VendorMmu>(vm: &Vm<NptFormat, V>, stop: Stop) -> ! {
     let (name, stats) = (vm.name(), vm.stats());
     defmt::info!("workload stopped after {=u64} exits", stats.exits);
     println!(

@@ -35,13 +35,23 @@ impl SevModel {
     /// 1 to `max_asid`; not coherent across keys, and the guest validates nothing by
     /// itself.
     pub fn initialised(max_asid: u32) -> Self {
+        Self::ready(max_asid, true)
+    }
+
+    /// As [`SevModel::initialised`], without SNP_INIT: a legacy SEV platform, whose
+    /// commands take their data in hypervisor pages.
+    pub fn legacy(max_asid: u32) -> Self {
+        Self::ready(max_asid, false)
+    }
+
+    fn ready(max_asid: u32, snp: bool) -> Self {
         let mut firmware = SevFirmwareModel::new(max_asid);
-        let ready = firmware
-            .snp_init()
+        let snp_ready = if snp { firmware.snp_init() } else { Ok(()) };
+        let ready = snp_ready
             .and_then(|()| firmware.init())
             .and_then(|()| {
                 firmware.wbinvd();
-                firmware.snp_df_flush()
+                if snp { firmware.snp_df_flush() } else { Ok(()) }
             })
             .and_then(|()| firmware.df_flush());
         debug_assert_eq!(ready, Ok(()), "a fresh model initialises");

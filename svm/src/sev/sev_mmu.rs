@@ -31,6 +31,12 @@ pub struct SevMmu<P: SevPlatform> {
 }
 
 impl<P: SevPlatform> SevMmu<P> {
+    fn launched(&self) -> bool {
+        self.measurement.is_some()
+    }
+}
+
+impl<P: SevPlatform> SevMmu<P> {
     /// LAUNCH_START with `policy`, then ACTIVATE on `asid` (LAUNCH_UPDATE_DATA needs an
     /// active guest).
     pub fn launch(mut platform: P, asid: u32, policy: u32) -> Result<Self, VendorError> {
@@ -93,6 +99,16 @@ impl<P: SevPlatform> VendorMmu for SevMmu<P> {
     fn zap(&mut self, _gpa: u64, _size: u64) {}
 
     fn unzap(&mut self, _gpa: u64, _size: PageSize) {}
+
+    // Launch encrypts and measures what it wrote, 4 KiB at a time, rather than whole
+    // 2 MiB blocks of which it wrote a few pages.
+    fn max_private_leaf(&self, _pa: u64) -> PageSize {
+        if self.launched() {
+            PageSize::Size2M
+        } else {
+            PageSize::Size4K
+        }
+    }
 
     fn add_launch_page(&mut self, _gpa: u64, pa: u64, _source: u64) -> Result<(), VendorError> {
         // The firmware reads the page from memory: no host-key line may hold its data.

@@ -331,7 +331,9 @@ impl<P: SnpPlatform> VendorMmu for SnpMmu<P> {
     }
 
     fn check_private_leaf(&mut self, gpa: u64, size: PageSize, pa: u64) -> Result<(), VendorError> {
-        if !P::MODEL {
+        // Launch maps frames the RMP gets only at LAUNCH_UPDATE or LAUNCH_FINISH; the
+        // guest uses no mapping before then.
+        if !P::MODEL || !self.launched {
             return Ok(());
         }
         self.platform

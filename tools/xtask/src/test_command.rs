@@ -145,17 +145,19 @@ mod tests {
         let default = workspace::default_config();
         let shipped = workspace::shipped_configs_dir();
         assert_eq!(
-            builds[..6],
+            builds[..8],
             [
                 (default.clone(), BuildOptions::default()),
                 (shipped.join("edge-gateway.toml"), BuildOptions::default()),
                 (shipped.join("tdx.toml"), BuildOptions::default()),
+                (shipped.join("sev.toml"), BuildOptions::default()),
+                (shipped.join("sev-snp.toml"), BuildOptions::default()),
                 (default.clone(), selftest(Selftest::PageFault)),
                 (default.clone(), selftest(Selftest::Panic)),
                 (default, selftest(Selftest::ReadPrivate)),
             ]
         );
-        let tests: Vec<_> = builds[6..].iter().map(|(config, _)| config).collect();
+        let tests: Vec<_> = builds[8..].iter().map(|(config, _)| config).collect();
         assert!(tests.contains(&&workspace::test_configs_dir().join("world-switch.toml")));
         assert!(tests.iter().all(|c| c.extension().unwrap() == "toml"));
         assert!(

@@ -97,6 +97,8 @@ pub struct SevFirmwareModel {
     /// Injected failures: the command, its calls until it fires, the error.
     inject: Vec<(SevCommand, u32, FirmwareError)>,
     log: Vec<FwCall>,
+    /// Record commands in `log` (tests); off for a model that runs a whole workload.
+    logging: bool,
 }
 
 impl SevFirmwareModel {
@@ -120,6 +122,7 @@ impl SevFirmwareModel {
             nonces: 0,
             inject: Vec::new(),
             log: Vec::new(),
+            logging: true,
         }
     }
 
@@ -193,6 +196,13 @@ impl SevFirmwareModel {
         core::mem::take(&mut self.log)
     }
 
+    /// Stop recording commands and RMP calls (a model running a whole workload).
+    pub fn stop_logging(&mut self) {
+        self.logging = false;
+        self.log = Vec::new();
+        self.rmp.stop_logging();
+    }
+
     pub fn log(&self) -> &[FwCall] {
         &self.log
     }
@@ -212,11 +222,13 @@ impl SevFirmwareModel {
             Some(error) => Err(error),
             None => body(self),
         };
-        self.log.push(FwCall {
-            command,
-            arg,
-            result: result.as_ref().map(drop).map_err(|e| *e),
-        });
+        if self.logging {
+            self.log.push(FwCall {
+                command,
+                arg,
+                result: result.as_ref().map(drop).map_err(|e| *e),
+            });
+        }
         result
     }
 

@@ -197,6 +197,8 @@ pub struct RmpModel {
     /// Injected FAIL_INUSE: the op, and its calls until it fires (1 = the next).
     inuse: Vec<(RmpOp, u32)>,
     log: Vec<RmpCall>,
+    /// Record calls in `log` (tests); off for a model that runs a whole workload.
+    logging: bool,
     counts: RmpCounts,
 }
 
@@ -221,6 +223,7 @@ impl RmpModel {
             dirty: BTreeSet::new(),
             inuse: Vec::new(),
             log: Vec::new(),
+            logging: true,
             counts: RmpCounts::default(),
         }
     }
@@ -248,6 +251,13 @@ impl RmpModel {
     /// RMPUPDATE and PSMASH calls since the last `take_log`.
     pub fn take_log(&mut self) -> Vec<RmpCall> {
         core::mem::take(&mut self.log)
+    }
+
+    /// Stop recording calls (the counts go on): a model running a whole workload would
+    /// otherwise grow its log without bound.
+    pub fn stop_logging(&mut self) {
+        self.logging = false;
+        self.log = Vec::new();
     }
 
     pub fn log(&self) -> &[RmpCall] {
@@ -556,14 +566,18 @@ impl Rmp for RmpModel {
     fn rmpupdate(&mut self, pa: u64, state: RmpState) -> Result<(), RmpError> {
         self.counts.rmpupdates += 1;
         let result = self.try_rmpupdate(pa, state);
-        self.log.push(RmpCall::Rmpupdate { pa, state, result });
+        if self.logging {
+            self.log.push(RmpCall::Rmpupdate { pa, state, result });
+        }
         result
     }
 
     fn psmash(&mut self, pa: u64) -> Result<(), RmpError> {
         self.counts.psmashes += 1;
         let result = self.try_psmash(pa);
-        self.log.push(RmpCall::Psmash { pa, result });
+        if self.logging {
+            self.log.push(RmpCall::Psmash { pa, result });
+        }
         result
     }
 
