@@ -98,13 +98,11 @@ impl<P: SnpPlatform> SnpMmu<P> {
     }
 
     /// Another VM instance of the launched guest `gctx` on `asid`, over the same private
-    /// memory (a restart, or intra-host migration): its frames are already assigned.
-    /// `huge` lists the first frames of the guest's 2 MiB entries (from
-    /// [`RmpRecord::huge_blocks`] of the instance before).
-    pub fn attach(platform: P, asid: u32, gctx: u64, huge: impl IntoIterator<Item = u64>) -> Self {
+    /// memory (a restart, or intra-host migration): its frames are already assigned, with
+    /// the `entries` the instance before made ([`SnpMmu::entries`]).
+    pub fn attach(platform: P, asid: u32, gctx: u64, entries: RmpRecord) -> Self {
         let mut mmu = Self::new(platform, asid, gctx, true);
-        huge.into_iter()
-            .for_each(|block| mmu.entries.set_huge(block));
+        mmu.entries = entries;
         mmu
     }
 
