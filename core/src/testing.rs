@@ -173,6 +173,9 @@ pub struct TestVendor {
     pub unzaps: u64,
     /// Frames whose private leaves may be no larger than 4 KiB.
     pub small_leaves: Vec<u64>,
+    /// `small_leaves` apply only once the frame is prepared (a 2 MiB ownership entry
+    /// that could not be made).
+    pub cap_after_prepare: bool,
     /// Refuse every private leaf with this error (an ownership check that fails).
     pub refuse_leaves: Option<VendorError>,
     /// Frames passed to `split_private`.
@@ -181,7 +184,8 @@ pub struct TestVendor {
 
 impl VendorMmu for TestVendor {
     fn max_private_leaf(&self, pa: u64) -> PageSize {
-        if self.small_leaves.contains(&pa) {
+        let prepared = self.prepared.iter().any(|&(start, _)| start == pa);
+        if self.small_leaves.contains(&pa) && (prepared || !self.cap_after_prepare) {
             PageSize::Size4K
         } else {
             PageSize::Size2M

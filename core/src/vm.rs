@@ -635,6 +635,8 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             && self
                 .tables
                 .is_vacant(host, block, PageSize::Size2M, private_page);
+        // Frames prepared with the one mapped, beyond those it covers.
+        let mut also_prepared = 0;
         let (map_gpa, pa, size, pinned, fresh) = match &mut slot.backing {
             Backing::Private(object) => {
                 let mut ops = FrameOps {
@@ -662,7 +664,18 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                     None
                 };
                 match huge {
-                    Some(frame) => (block, frame.pa, PageSize::Size2M, true, frame.fresh),
+                    Some(frame) if ops.vendor.max_private_leaf(frame.pa) == PageSize::Size2M => {
+                        (block, frame.pa, PageSize::Size2M, true, frame.fresh)
+                    }
+                    // The vendor could not give the block one ownership entry after all
+                    // (SEV-SNP: the 2 MiB RMPUPDATE failed): map the page at 4 KiB.
+                    Some(frame) => {
+                        if frame.fresh {
+                            also_prepared = HUGE / PAGE - 1;
+                        }
+                        let pa = frame.pa + (page - block);
+                        (page, pa, PageSize::Size4K, true, frame.fresh)
+                    }
                     None => match object.get_pfn(self.id, page - slot.gpa, &mut ops) {
                         Ok(frame) => (page, frame.pa, PageSize::Size4K, true, frame.fresh),
                         // Converted to shared: the same frame, mapped as shared memory.
@@ -718,7 +731,11 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         if size == PageSize::Size2M {
             self.stats.huge_maps += 1;
         }
-        let prepared = if fresh { size.bytes() / PAGE } else { carried };
+        let prepared = if fresh {
+            size.bytes() / PAGE + also_prepared
+        } else {
+            carried
+        };
         Ok(Populated {
             pa: pa + (page - map_gpa),
             prepared,

@@ -501,3 +501,19 @@ fn a_private_leaf_the_ownership_check_refuses_is_not_installed_and_stops_the_vm(
     );
     assert!(vm.private_leaves(&mut host).is_empty());
 }
+
+#[test]
+fn a_block_the_vendor_caps_at_4k_once_prepared_is_mapped_small_and_counted_whole() {
+    let mut host = FakeHost::new(64);
+    let mut vm = huge_vm(&mut host);
+    // The vendor would take the block whole, but its prepare ends with 4 KiB entries.
+    let block_pa = PRIVATE_HOST + 0x20_0000;
+    vm.vendor_mut().small_leaves.push(block_pa);
+    vm.vendor_mut().cap_after_prepare = true;
+    let populated = vm.fault_in(0x20_3000, &mut host).ok().unwrap();
+    assert_eq!((populated.pa, populated.prepared), (block_pa + 0x3000, 512));
+    assert_eq!(vm.stats().huge_maps, 0);
+    // The rest of the block was prepared with it: its first touch is no new preparation.
+    let next = vm.fault_in(0x20_4000, &mut host).ok().unwrap();
+    assert_eq!((next.pa, next.prepared), (block_pa + 0x4000, 0));
+}

@@ -167,7 +167,7 @@ mod tests {
         );
         assert!(tests.is_sorted());
         assert!(
-            builds[6..]
+            builds[8..]
                 .iter()
                 .all(|(_, options)| options.selftest.is_none())
         );
