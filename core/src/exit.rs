@@ -1,7 +1,5 @@
 //! Why the workload stopped running: the arch-neutral decoding of a VM exit.
 
-use crate::mmu::VendorError;
-
 /// The kind of memory access that faulted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -54,8 +52,8 @@ pub enum Exit {
     OwnershipFault {
         gpa: u64,
         size_mismatch: bool,
-        /// What the hardware reported, for the stop message.
-        error: VendorError,
+        /// What the hardware reported (SVM: EXITINFO1), for the stop message.
+        code: u64,
     },
     /// The workload left a request in its shared page at `gpa` (SEV-SNP: the GHCB).
     /// Core copies the page in, hands it to [`crate::vcpu::Vcpu::page_call`], and

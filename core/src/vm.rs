@@ -163,6 +163,9 @@ enum Intent {
     Shared,
 }
 
+/// How a stop names an ownership fault the hardware reported (SEV-SNP: an RMP #NPF).
+pub const HARDWARE_OWNERSHIP_FAULT: &str = "ownership fault reported by the hardware";
+
 /// Local retries of a fault that met contention before the VM stops.
 const FAULT_RETRIES: u32 = 16;
 
@@ -433,9 +436,11 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                 .split_ownership(gpa, host)
                 .err()
                 .map(|error| Stop::OwnershipFault { gpa, error, rip }),
-            Exit::OwnershipFault { gpa, error, .. } => {
-                Some(Stop::OwnershipFault { gpa, error, rip })
-            }
+            Exit::OwnershipFault { gpa, code, .. } => Some(Stop::OwnershipFault {
+                gpa,
+                error: VendorError::failed(code, HARDWARE_OWNERSHIP_FAULT),
+                rip,
+            }),
             Exit::PageRequest { gpa } => {
                 self.stats.hypercalls += 1;
                 hypercall::page_request::serve(self, gpa, vcpu, host)

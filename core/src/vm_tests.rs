@@ -425,7 +425,7 @@ fn snp_05_a_size_mismatch_splits_the_entry_and_zaps_the_2m_range_to_refault_at_4
         .step(|_| Exit::OwnershipFault {
             gpa: 0x20_3000,
             size_mismatch: true,
-            error: crate::mmu::VendorError::failed(0, "size mismatch"),
+            code: 0,
         })
         .step(exit_with(0));
     assert_eq!(vm.run(&mut vcpu, &mut host), Stop::Exited { status: 0 });
@@ -452,11 +452,11 @@ fn snp_05_a_size_mismatch_splits_the_entry_and_zaps_the_2m_range_to_refault_at_4
 fn an_ownership_fault_outside_prepared_private_memory_or_not_about_size_stops_with_it() {
     let mut host = FakeHost::new(64);
     let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
-    let error = crate::mmu::VendorError::failed(0x8000_0004, "RMP fault");
+    let error = crate::mmu::VendorError::failed(0x8000_0004, crate::vm::HARDWARE_OWNERSHIP_FAULT);
     let mut vcpu = ScriptedVcpu::default().step(move |_| Exit::OwnershipFault {
         gpa: 0x10_0000,
         size_mismatch: false,
-        error,
+        code: 0x8000_0004,
     });
     let stop = vm.run(&mut vcpu, &mut host);
     assert_eq!(
@@ -469,13 +469,13 @@ fn an_ownership_fault_outside_prepared_private_memory_or_not_about_size_stops_wi
     );
     assert_eq!(
         alloc::format!("{stop}"),
-        "stopped: RMP fault (0x80000004) at gpa=0x100000 (rip=0x0)"
+        "stopped: ownership fault reported by the hardware (0x80000004) at gpa=0x100000 (rip=0x0)"
     );
     // A size mismatch on a page never prepared is not the hypervisor's to split.
     let mut vcpu = ScriptedVcpu::default().step(move |_| Exit::OwnershipFault {
         gpa: 0x10_0000,
         size_mismatch: true,
-        error,
+        code: 0x8000_0004,
     });
     assert!(matches!(
         vm.run(&mut vcpu, &mut host),

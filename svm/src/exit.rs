@@ -1,7 +1,6 @@
 //! Decoding SVM exit codes (APM vol. 2, appendix C) into core's `Exit`.
 
 use crate::vmcb::{Vmcb, control};
-use cloister_core::mmu::VendorError;
 use cloister_core::{Access, Exit};
 
 pub const EXIT_INTR: u64 = 0x60;
@@ -43,7 +42,7 @@ pub fn decode(vmcb: &Vmcb) -> Exit {
         EXIT_NPF if info1 & NPF_RMP != 0 => Exit::OwnershipFault {
             gpa: info2,
             size_mismatch: info1 & NPF_SIZE_MISMATCH != 0,
-            error: VendorError::failed(info1, "RMP nested page fault"),
+            code: info1,
         },
         EXIT_NPF => Exit::NestedPageFault {
             gpa: info2,
@@ -121,7 +120,7 @@ mod tests {
             Exit::OwnershipFault {
                 gpa: 0x20_3000,
                 size_mismatch: true,
-                error: VendorError::failed(size, "RMP nested page fault"),
+                code: size,
             }
         );
         assert!(matches!(

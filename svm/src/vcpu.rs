@@ -73,8 +73,9 @@ impl<'svm> SvmVcpu<'svm> {
         self
     }
 
-    /// One VMRUN, to the next exit.
-    #[inline]
+    /// One VMRUN, to the next exit. Always inlined: it is the whole of the plain SVM
+    /// path, which a call would slow (opt-level "s" would not inline it otherwise).
+    #[inline(always)]
     fn enter(&mut self) -> Exit {
         // RAX, RSP, RIP and RFLAGS travel in the VMCB; core sees them in `regs`.
         self.vmcb.write_u64(save::RAX, self.regs.rax);
@@ -103,7 +104,8 @@ impl<'svm> SvmVcpu<'svm> {
     }
 
     /// Answer GHCB MSR accesses and MSR-protocol VMGEXITs here; anything else goes to
-    /// core.
+    /// core. Kept out of line: the plain SVM path stays a single VMRUN.
+    #[inline(never)]
     fn run_ghcb(&mut self) -> Exit {
         for _ in 0..GHCB_INNER_EXITS {
             let exit = self.enter();
@@ -140,6 +142,7 @@ impl<'svm> SvmVcpu<'svm> {
 }
 
 impl Vcpu for SvmVcpu<'_> {
+    #[inline]
     fn run(&mut self) -> Exit {
         if self.ghcb.is_some() {
             return self.run_ghcb();

@@ -1048,9 +1048,10 @@ fn an_rmp_fault_without_size_mismatch_stops_with_the_hardwares_report() {
     let mut rig = Rig::snp_launched(Config::default());
     assert_eq!(rig.touch(0x40_0000), None);
     let exit = rmp_npf(0x40_0000, false);
-    let Exit::OwnershipFault { error, .. } = exit else {
+    let Exit::OwnershipFault { code, .. } = exit else {
         unreachable!()
     };
+    let error = VendorError::failed(code, cloister_core::vm::HARDWARE_OWNERSHIP_FAULT);
     let stop = rig.exit(exit);
     assert!(
         matches!(stop, Some(Stop::OwnershipFault { gpa: 0x40_0000, error: e, .. }) if e == error),

@@ -12,7 +12,9 @@ use crate::vm::Vm;
 
 const PAGE: u64 = REQUEST_PAGE_SIZE as u64;
 
-/// Serve the request in the page at `gpa`; `Some` when the workload stops.
+/// Serve the request in the page at `gpa`; `Some` when the workload stops. Out of line:
+/// its page-sized copy must not grow the stack frame of every exit.
+#[inline(never)]
 pub(crate) fn serve<F: PteFormat, V: VendorMmu>(
     vm: &mut Vm<F, V>,
     gpa: u64,

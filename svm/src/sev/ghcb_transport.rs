@@ -237,3 +237,7 @@ fn answer(ghcb: &mut Ghcb<&mut [u8; GHCB_SIZE]>, exit_info_2: u64) -> PageCall {
     ghcb.write_exit_result(exit_info_2);
     PageCall::Answered
 }
+
+#[cfg(test)]
+#[path = "ghcb_transport_tests.rs"]
+mod tests;
