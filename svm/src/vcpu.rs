@@ -2,18 +2,14 @@
 //! the VMCB does not hold.
 
 use crate::cpu::Svm;
-use crate::exit::{VMGEXIT_LEN, VMMCALL_LEN, decode};
+use crate::exit::{VMMCALL_LEN, decode};
 use crate::phys;
-use crate::sev::ghcb_transport::{GhcbTransport, Vmgexit};
 use crate::trampoline::{self, FpuAreas};
 use crate::vmcb::{Vmcb, control, save};
 use alloc::boxed::Box;
-use cloister_abi::ghcb::GHCB_MSR;
 use cloister_core::Exit;
 use cloister_core::hypercall::Request;
-use cloister_core::vcpu::{
-    ConvertReply, EntryState, PageCall, PageReply, REQUEST_PAGE_SIZE, Regs, Vcpu,
-};
+use cloister_core::vcpu::{EntryState, Regs, Vcpu};
 
 /// Every bit set: intercept every port (12 KiB) and every MSR (8 KiB).
 #[repr(C, align(4096))]
@@ -25,9 +21,6 @@ struct PermissionMaps {
 const EVENT_VALID: u64 = 1 << 31;
 const EVENT_ERROR_CODE_VALID: u64 = 1 << 11;
 const EVENT_TYPE_EXCEPTION: u64 = 3 << 8;
-/// GHCB MSR accesses and VMGEXITs answered without core, in a row, before core gets
-/// control back (as after an interrupt) to keep its counters and limits.
-const GHCB_INNER_EXITS: u32 = 64;
 
 pub struct SvmVcpu<'svm> {
     svm: &'svm Svm,
@@ -35,10 +28,6 @@ pub struct SvmVcpu<'svm> {
     _maps: Box<PermissionMaps>,
     fpu: Box<FpuAreas>,
     regs: Regs,
-    /// The SEV-SNP model's transport: the GHCB MSR is intercepted and VMGEXIT exits as
-    /// VMMCALL (QEMU has no SEV-ES, whose VMGEXIT exit and VMCB GHCB field it stands
-    /// for). `None`: calls travel by VMMCALL.
-    ghcb: Option<GhcbTransport>,
 }
 
 impl<'svm> SvmVcpu<'svm> {
@@ -63,20 +52,12 @@ impl<'svm> SvmVcpu<'svm> {
             _maps: maps,
             fpu: Box::new(FpuAreas::reset()),
             regs,
-            ghcb: None,
         }
     }
+}
 
-    /// Calls travel through the GHCB (SEV-SNP model mode).
-    pub fn with_ghcb(mut self) -> Self {
-        self.ghcb = Some(GhcbTransport::new());
-        self
-    }
-
-    /// One VMRUN, to the next exit. Always inlined: it is the whole of the plain SVM
-    /// path, which a call would slow (opt-level "s" would not inline it otherwise).
-    #[inline(always)]
-    fn enter(&mut self) -> Exit {
+impl Vcpu for SvmVcpu<'_> {
+    fn run(&mut self) -> Exit {
         // RAX, RSP, RIP and RFLAGS travel in the VMCB; core sees them in `regs`.
         self.vmcb.write_u64(save::RAX, self.regs.rax);
         self.vmcb.write_u64(save::RSP, self.regs.rsp);
@@ -101,53 +82,6 @@ impl<'svm> SvmVcpu<'svm> {
             self.vmcb.write_u64(control::EVENT_INJ, interrupted);
         }
         decode(&self.vmcb)
-    }
-
-    /// Answer GHCB MSR accesses and MSR-protocol VMGEXITs here; anything else goes to
-    /// core. Kept out of line: the plain SVM path stays a single VMRUN.
-    #[inline(never)]
-    fn run_ghcb(&mut self) -> Exit {
-        for _ in 0..GHCB_INNER_EXITS {
-            let exit = self.enter();
-            let Some(ghcb) = self.ghcb.as_mut() else {
-                return exit;
-            };
-            let regs = &mut self.regs;
-            match exit {
-                Exit::Msr { write, insn_len } if regs.rcx as u32 == GHCB_MSR => {
-                    if write {
-                        ghcb.write_msr((regs.rdx << 32) | (regs.rax & 0xffff_ffff));
-                    } else {
-                        regs.rax = ghcb.msr() & 0xffff_ffff;
-                        regs.rdx = ghcb.msr() >> 32;
-                    }
-                    regs.rip = regs.rip.wrapping_add(insn_len);
-                }
-                Exit::Hypercall => match ghcb.vmgexit() {
-                    Vmgexit::Resume => regs.rip = regs.rip.wrapping_add(VMGEXIT_LEN),
-                    Vmgexit::Repeat => {}
-                    Vmgexit::Exit(exit) => return exit,
-                },
-                other => return other,
-            }
-        }
-        Exit::Interrupt
-    }
-
-    fn past_vmgexit(&mut self, action: Vmgexit) {
-        if action == Vmgexit::Resume {
-            self.regs.rip = self.regs.rip.wrapping_add(VMGEXIT_LEN);
-        }
-    }
-}
-
-impl Vcpu for SvmVcpu<'_> {
-    #[inline]
-    fn run(&mut self) -> Exit {
-        if self.ghcb.is_some() {
-            return self.run_ghcb();
-        }
-        self.enter()
     }
 
     fn regs(&self) -> &Regs {
@@ -179,33 +113,5 @@ impl Vcpu for SvmVcpu<'_> {
     fn complete_hypercall(&mut self, value: u64) {
         self.regs.rax = value;
         self.regs.rip = self.regs.rip.wrapping_add(VMMCALL_LEN);
-    }
-
-    /// An MSR-protocol Page State Change: the answer goes in the GHCB MSR.
-    fn complete_convert(&mut self, reply: ConvertReply) {
-        if let Some(ghcb) = self.ghcb.as_mut() {
-            let action = ghcb.complete_msr_conversion(reply);
-            self.past_vmgexit(action);
-        }
-    }
-
-    fn page_call(&mut self, page: &mut [u8; REQUEST_PAGE_SIZE]) -> PageCall {
-        let Some(ghcb) = self.ghcb.as_mut() else {
-            return PageCall::Refused {
-                what: "GHCB request without the GHCB transport",
-            };
-        };
-        let call = ghcb.page_call(page);
-        if call == PageCall::Answered {
-            self.past_vmgexit(Vmgexit::Resume);
-        }
-        call
-    }
-
-    fn complete_page_call(&mut self, page: &mut [u8; REQUEST_PAGE_SIZE], reply: PageReply) {
-        if let Some(ghcb) = self.ghcb.as_mut() {
-            ghcb.complete_page_call(page, reply);
-            self.past_vmgexit(Vmgexit::Resume);
-        }
     }
 }

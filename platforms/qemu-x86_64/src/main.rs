@@ -21,6 +21,7 @@ mod tdx_backend;
 use cloister_core::Stop;
 use cloister_core::mmu::VendorMmu;
 use cloister_core::vm::{Vm, VmSpec};
+use cloister_svm::sev::ghcb_vcpu::GhcbVcpu;
 use cloister_svm::{NptFormat, Svm, SvmMmu, SvmVcpu};
 use cloister_x86::{boot, console, cpu, logger, println, set_phase};
 use debug_exit::Outcome;
@@ -160,12 +161,13 @@ fn run<V: VendorMmu>(svm: &Svm, vendor: V, ghcb: bool) -> (Vm<NptFormat, V>, Sto
         vm.stats().launch_prepared
     );
 
-    let mut vcpu = SvmVcpu::new(svm, &entry, vm.npt_root(), WORKLOAD_ASID);
-    if ghcb {
-        vcpu = vcpu.with_ghcb();
-    }
+    let vcpu = SvmVcpu::new(svm, &entry, vm.npt_root(), WORKLOAD_ASID);
     set_phase("run loop");
-    let stop = vm.run(&mut vcpu, &mut host);
+    let stop = if ghcb {
+        vm.run(&mut GhcbVcpu::new(vcpu), &mut host)
+    } else {
+        vm.run(&mut { vcpu }, &mut host)
+    };
     (vm, stop)
 }
 

@@ -13,4 +13,5 @@ pub use cache::SevCache;
 pub use sev_mmu::{SevMmu, SevPlatform};
 pub use snp_mmu::{SnpMmu, SnpPlatform, SnpStats};
 pub mod ghcb_transport;
+pub mod ghcb_vcpu;
 pub mod platform_model;
