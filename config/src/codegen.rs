@@ -3,7 +3,7 @@
 //! `SlotSpec`, `MemoryKind` and `Pinning` to be in scope where it is included.
 
 use crate::placement::Layout;
-use crate::schema::{Backend, Config, PageSize, Pinning, PoolKind};
+use crate::schema::{Backend, Config, OnCrash, PageSize, Pinning, PoolKind, RestartMemory};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -45,6 +45,22 @@ pub fn generate(config: &Config, layout: &Layout, workload_elf: &Path) -> String
         Pinning::Upfront => "Pinning::Upfront",
     };
     let _ = writeln!(out, "pub const PINNING: Pinning = {pinning};");
+    let restarts = match w.on_crash {
+        OnCrash::Halt => 0,
+        OnCrash::Restart => w.max_restarts,
+    };
+    let _ = writeln!(out, "pub const MAX_RESTARTS: u32 = {restarts};");
+    let _ = writeln!(
+        out,
+        "pub const RESTART_KEEPS_MEMORY: bool = {};",
+        w.restart_memory == RestartMemory::Keep
+    );
+    let _ = writeln!(out, "pub const WATCHDOG_MS: u64 = {};", w.watchdog_ms);
+    let _ = writeln!(
+        out,
+        "pub const WATCHDOG_TICK_MS: u64 = {};",
+        crate::validate::WATCHDOG_TICK_MS
+    );
     out.push_str("pub const POOLS: &[PoolSpec] = &[\n");
     for p in &layout.pools {
         let _ = writeln!(

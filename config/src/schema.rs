@@ -127,6 +127,18 @@ pub enum OnCrash {
     Restart,
 }
 
+/// What a restarted workload's private memory is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartMemory {
+    /// The same private memory objects, contents and all (only the image, boot info
+    /// and boot page tables are loaded again).
+    Keep,
+    /// Every private page of the crashed instance scrubbed and given back; the new
+    /// instance starts from zeroed memory.
+    Fresh,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
@@ -145,6 +157,11 @@ pub struct Workload {
     pub on_crash: OnCrash,
     #[serde(default)]
     pub max_restarts: u32,
+    #[serde(default = "defaults::restart_memory")]
+    pub restart_memory: RestartMemory,
+    /// Stop the workload if it makes no hypercall for this long; 0: never.
+    #[serde(default)]
+    pub watchdog_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,6 +240,9 @@ mod defaults {
     }
     pub fn on_crash() -> OnCrash {
         OnCrash::Halt
+    }
+    pub fn restart_memory() -> RestartMemory {
+        RestartMemory::Keep
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::diagnostic::{Diagnostic, KeyPath};
 use crate::key_path;
-use crate::schema::{Backend, Config, PageSize, PoolKind};
+use crate::schema::{Backend, Config, OnCrash, PageSize, PoolKind};
 use crate::suggest::nearest;
 use cloister_abi::Call;
 use cloister_abi::boot::{IDENTITY_MAP_LIMIT, IMAGE_MIN_GPA, MAX_REGIONS, NAME_LEN};
@@ -13,6 +13,14 @@ const PAGE: u64 = 4096;
 /// Heap that fits in the hypervisor's reserved range beside its image and stacks.
 const MAX_HEAP: u64 = 24 << 20;
 const HUGE_PAGE: u64 = 2 << 20;
+/// The preemption tick of the boards (qemu-x86_64: the local APIC timer); a shorter
+/// watchdog could not be honoured.
+pub const WATCHDOG_TICK_MS: u64 = 10;
+/// An hour: a longer silence is not a watchdog any more.
+const WATCHDOG_MAX_MS: u64 = 3_600_000;
+/// Restarts a configuration may allow: a workload that crashes more often than this
+/// needs fixing, not restarting.
+const MAX_RESTARTS: u32 = 100;
 
 /// Boards this build knows, and the backends each can build an image for. An image
 /// built for a backend still needs a CPU that has it: the qemu-x86_64 image for
@@ -213,6 +221,7 @@ fn check_workload(config: &Config, out: &mut Vec<Diagnostic>) {
                 .hint("use \"demo\", \"package:NAME/BIN\" or a path to an ELF file"),
         );
     }
+    check_crash_policy(config, out);
     if let Some(calls) = &w.hypercalls {
         let known: Vec<&str> = Call::ALL.iter().map(|c| c.name()).collect();
         for (i, name) in calls.iter().enumerate() {
@@ -232,6 +241,63 @@ fn check_workload(config: &Config, out: &mut Vec<Diagnostic>) {
                 ));
             }
         }
+    }
+}
+
+fn check_crash_policy(config: &Config, out: &mut Vec<Diagnostic>) {
+    let w = &config.workload;
+    let restarts = key_path!["workload", "max_restarts"];
+    match (w.on_crash, w.max_restarts) {
+        (OnCrash::Halt, 0) => {}
+        (OnCrash::Halt, n) => out.push(
+            Diagnostic::new(
+                restarts,
+                format!("{n} restarts allowed, but on_crash = \"halt\" never restarts"),
+            )
+            .hint("set on_crash = \"restart\", or remove max_restarts"),
+        ),
+        (OnCrash::Restart, 0) => out.push(
+            Diagnostic::new(
+                restarts,
+                "on_crash = \"restart\" with max_restarts = 0 would never restart",
+            )
+            .hint("allow at least one restart, or set on_crash = \"halt\""),
+        ),
+        (OnCrash::Restart, n) if n > MAX_RESTARTS => out.push(Diagnostic::new(
+            restarts,
+            format!("{n} restarts: at most {MAX_RESTARTS} are allowed"),
+        )),
+        (OnCrash::Restart, _) => {}
+    }
+    let backend = config.hypervisor.backend;
+    if w.on_crash == OnCrash::Restart && backend != Backend::Svm {
+        out.push(
+            Diagnostic::new(
+                key_path!["workload", "on_crash"],
+                format!(
+                    "on_crash = \"restart\" is not supported with backend \"{}\" yet: a \
+                     restarted confidential guest needs a new launch (context, measurement) \
+                     that the backend does not do",
+                    backend.as_str()
+                ),
+            )
+            .hint("set on_crash = \"halt\""),
+        );
+    }
+    if w.watchdog_ms != 0 && !(WATCHDOG_TICK_MS..=WATCHDOG_MAX_MS).contains(&w.watchdog_ms) {
+        out.push(
+            Diagnostic::new(
+                key_path!["workload", "watchdog_ms"],
+                format!(
+                    "{} ms: the watchdog takes 0 (off) or {WATCHDOG_TICK_MS} to \
+                     {WATCHDOG_MAX_MS} ms",
+                    w.watchdog_ms
+                ),
+            )
+            .hint(format!(
+                "the preemption tick is {WATCHDOG_TICK_MS} ms; a shorter limit could not be kept"
+            )),
+        );
     }
 }
 

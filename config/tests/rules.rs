@@ -514,3 +514,56 @@ fn the_entry_point_must_be_above_the_boot_area() {
         "{report}"
     );
 }
+
+#[test]
+fn the_crash_policy_must_be_one_that_can_happen() {
+    let cases = [
+        (
+            "on_crash = \"halt\"\nmax_restarts = 2",
+            "workload.max_restarts: 2 restarts allowed, but on_crash = \"halt\" never restarts",
+        ),
+        (
+            "on_crash = \"restart\"",
+            "workload.max_restarts: on_crash = \"restart\" with max_restarts = 0 would never restart",
+        ),
+        (
+            "on_crash = \"restart\"\nmax_restarts = 101",
+            "workload.max_restarts: 101 restarts: at most 100 are allowed",
+        ),
+        (
+            "on_crash = \"halt\"\nwatchdog_ms = 5",
+            "workload.watchdog_ms: 5 ms: the watchdog takes 0 (off) or 10 to 3600000 ms",
+        ),
+        (
+            "on_crash = \"halt\"\nrestart_memory = \"scrubbed\"",
+            "workload.restart_memory: invalid value \"scrubbed\"",
+        ),
+    ];
+    for (policy, message) in cases {
+        let report = rejected(edited("on_crash = \"halt\"", policy));
+        assert!(report.contains(message), "{policy:?}:\n{report}");
+    }
+    let accepted = edited(
+        "on_crash = \"halt\"",
+        "on_crash = \"restart\"\nmax_restarts = 3\nrestart_memory = \"fresh\"\nwatchdog_ms = 250",
+    );
+    parse(Path::new("good.toml"), accepted).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn restart_is_refused_for_the_confidential_backends() {
+    let restart = edited(
+        "on_crash = \"halt\"",
+        "on_crash = \"restart\"\nmax_restarts = 1",
+    );
+    for backend in ["sev", "sev-snp", "tdx"] {
+        let text = restart.replacen("backend = \"svm\"", &format!("backend = \"{backend}\""), 1);
+        let report = rejected(text);
+        assert!(
+            report.contains(&format!(
+                "workload.on_crash: on_crash = \"restart\" is not supported with backend \"{backend}\" yet"
+            )),
+            "{report}"
+        );
+    }
+}

@@ -197,3 +197,70 @@ fn restart_frees_every_table_and_refuses_objects_that_do_not_fit_without_losing_
     .unwrap();
     assert_eq!(vm.prepared_frames(), 2);
 }
+
+/// An instance that touched private pages, wrote a marker into one and converted
+/// another to shared, torn down for a restart with `memory`; then the next instance.
+fn restarted(memory: crate::vm::RestartMemory) -> (TestVm, FakeHost) {
+    let mut host = FakeHost::new(64);
+    let slots = slots(0x40_0000, false);
+    let mut vm = Vm::new(
+        &spec(&slots, !0, Pinning::Demand, 1),
+        TestVendor::default(),
+        &mut host,
+    )
+    .unwrap();
+    run_faults(&mut vm, &mut host, &[0x1000, 0x9000, 0x20_0000]);
+    let marked = vm.prefault(0x9000, &mut host).unwrap();
+    host.frame(marked)[0] = 0xa5;
+    vm.convert(
+        0x20_0000,
+        0x1000,
+        cloister_abi::MemoryKind::Shared,
+        &mut host,
+    )
+    .unwrap();
+    let (objects, teardown) = vm.into_restart_memory(memory, &mut host);
+    assert_eq!(teardown, Ok(()));
+    assert_eq!(
+        host.freed_tables.len(),
+        host.tables_allocated(),
+        "every table page freed"
+    );
+    let vm = Vm::with_memory(
+        &spec(&slots, !0, Pinning::Demand, 2),
+        objects,
+        TestVendor::default(),
+        &mut host,
+    )
+    .unwrap();
+    (vm, host)
+}
+
+#[test]
+fn a_restart_keeping_memory_keeps_private_contents_and_undoes_conversions() {
+    let (mut vm, mut host) = restarted(crate::vm::RestartMemory::Keep);
+    assert_eq!(vm.prepared_frames(), 2, "the two pages still private");
+    let marked = vm.prefault(0x9000, &mut host).unwrap();
+    assert_eq!(host.frame(marked)[0], 0xa5, "contents kept");
+    assert!(!vm.is_shared_page(0x20_0000), "private again, as at launch");
+    vm.prefault(0x20_0000, &mut host).unwrap();
+    assert_eq!(
+        vm.stats().launch_prepared,
+        1,
+        "only the converted page again"
+    );
+}
+
+#[test]
+fn a_fresh_restart_gives_every_frame_back_and_starts_from_zeroed_memory() {
+    let (mut vm, mut host) = restarted(crate::vm::RestartMemory::Fresh);
+    assert_eq!(vm.prepared_frames(), 0);
+    let frame = vm.prefault(0x9000, &mut host).unwrap();
+    assert_eq!(host.frame(frame)[0], 0, "scrubbed before reuse");
+    assert_eq!(
+        (vm.stats().launch_prepared, vm.stats().refaults),
+        (1, 0),
+        "prepared anew, not refaulted"
+    );
+    assert!(!vm.is_shared_page(0x20_0000));
+}

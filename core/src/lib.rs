@@ -25,13 +25,14 @@ pub mod mmu;
 pub mod stop;
 pub mod vcpu;
 pub mod vm;
+pub mod watchdog;
 
 #[cfg(test)]
 mod testing;
 
 pub use exit::{Access, Exit};
 pub use stop::Stop;
-pub use vm::{ConvertError, CreateError, Pinning, Stats, Vm, VmSpec};
+pub use vm::{ConvertError, CreateError, Pinning, RestartMemory, Stats, Vm, VmSpec};
 #[cfg(test)]
 mod demand_pinning_tests;
 #[cfg(test)]

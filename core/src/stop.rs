@@ -68,6 +68,9 @@ pub enum Stop {
     /// The workload asked to be terminated through its transport (the GHCB's
     /// termination request), with the reason it gave.
     TerminationRequest { reason: u64 },
+    /// The watchdog fired: no hypercall for `limit_ms` (the workload may be looping
+    /// with its interrupts off; the preemption tick took the CPU back).
+    Unresponsive { limit_ms: u64, rip: u64 },
 }
 
 impl Stop {
@@ -169,6 +172,10 @@ impl fmt::Display for Stop {
             Self::TerminationRequest { reason } => {
                 write!(f, "stopped: it asked to be terminated (reason {reason:#x})")
             }
+            Self::Unresponsive { limit_ms, rip } => write!(
+                f,
+                "stopped: unresponsive: no hypercall for {limit_ms} ms (watchdog) at rip={rip:#x}"
+            ),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::memslot::{Backing, MAX_SLOTS, Memslot, SlotSpec};
 use crate::mmu::{MmuError, PageSize, PteFormat, Scope, VendorError, VendorMmu};
 use crate::stop::Stop;
 use crate::vcpu::{Vcpu, vector};
+use crate::watchdog::{Watchdog, WatchdogSetting};
 use crate::{cpuid, hypercall};
 use alloc::vec::Vec;
 use cloister_abi::MemoryKind;
@@ -28,6 +29,17 @@ pub enum Pinning {
     Demand,
     /// All at launch: the baseline demand pinning is measured against.
     Upfront,
+}
+
+/// What a restarted instance's private memory is ([`Vm::into_restart_memory`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartMemory {
+    /// The same objects and their private contents; pages converted to shared go back
+    /// to private, as at launch.
+    Keep,
+    /// Every prepared frame given back (scrubbed before any reuse): the next instance
+    /// gets fresh objects.
+    Fresh,
 }
 
 /// What the board tells core about the workload's VM.
@@ -88,6 +100,7 @@ pub struct Vm<F: PteFormat, V: VendorMmu> {
     pub(crate) console_pending: Option<hypercall::console::PendingWrite>,
     /// Answer the benchmark-only calls (`cloister_abi::hypercall::bench`).
     pub(crate) bench_hooks: bool,
+    watchdog: Option<Watchdog>,
 }
 
 /// Shared ranges the hypervisor holds on to across exits (a console write still
@@ -268,6 +281,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
             host_refs: HostRefs::default(),
             console_pending: None,
             bench_hooks: false,
+            watchdog: None,
         })
     }
 
@@ -320,6 +334,48 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         (objects, refused.and(retired))
     }
 
+    /// Tear a crashed instance down for a restart: the private memory objects the next
+    /// instance binds (none with [`RestartMemory::Fresh`]: it creates its own), and
+    /// whether the vendor refused a removal (see [`Vm::into_memory`]). Whatever the
+    /// instance still held (a console write in progress) is dropped with it.
+    pub fn into_restart_memory(
+        mut self,
+        memory: RestartMemory,
+        host: &mut impl Host,
+    ) -> (Vec<PrivateMemory>, Result<(), VendorError>) {
+        self.console_pending = None;
+        self.host_refs = HostRefs::default();
+        let private: heapless::Vec<(u64, u64), MAX_SLOTS> = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s.backing, Backing::Private(_)))
+            .map(|s| (s.gpa, s.size))
+            .collect();
+        for (gpa, size) in private {
+            // Whole slots of this instance's own objects: neither can be refused, and
+            // a vendor refusal to unmap is recorded in `failure`.
+            let _ = match memory {
+                RestartMemory::Keep => self.convert(gpa, size, MemoryKind::Private, host),
+                RestartMemory::Fresh => self
+                    .punch_hole(gpa, size, host)
+                    .map_err(ConvertError::Private),
+            };
+        }
+        let unmap_refused = match self.failure.take() {
+            Some(Stop::Mmu {
+                error: MmuError::External(e),
+                ..
+            }) => Err(e),
+            _ => Ok(()),
+        };
+        let (objects, refused) = self.into_memory(host);
+        let refused = unmap_refused.and(refused);
+        match memory {
+            RestartMemory::Keep => (objects, refused),
+            RestartMemory::Fresh => (Vec::new(), refused),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -352,6 +408,12 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
     }
 
     /// Answer the benchmark-only calls; only for images built for `cargo xtask bench`.
+    /// Stop the workload as [`Stop::Unresponsive`] once it has made no hypercall for
+    /// `setting.limit_ms`, counted in the board's preemption ticks (interrupt exits).
+    pub fn set_watchdog(&mut self, setting: WatchdogSetting) {
+        self.watchdog = Some(Watchdog::new(setting));
+    }
+
     pub fn enable_bench_hooks(&mut self) {
         self.bench_hooks = true;
     }
@@ -508,7 +570,15 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                 vcpu.inject_exception(vector::GP, Some(0));
                 None
             }
-            Exit::Interrupt | Exit::Nmi => None,
+            Exit::Interrupt => {
+                let hypercalls = self.stats.hypercalls;
+                let dog = self.watchdog.as_mut()?;
+                dog.tick(hypercalls).then(|| Stop::Unresponsive {
+                    limit_ms: dog.limit_ms(),
+                    rip,
+                })
+            }
+            Exit::Nmi => None,
             Exit::VmrunFailed { code } => Some(Stop::VmrunFailed { code }),
             Exit::Unknown { code, info1, info2 } => Some(Stop::UnknownExit {
                 code,

@@ -517,3 +517,55 @@ fn a_block_the_vendor_caps_at_4k_once_prepared_is_mapped_small_and_counted_whole
     let next = vm.fault_in(0x20_4000, &mut host).ok().unwrap();
     assert_eq!((next.pa, next.prepared), (block_pa + 0x4000, 0));
 }
+
+/// A vCPU that only ever takes the preemption tick, as a workload spinning with its
+/// interrupts off would, after `hypercalls` console-free calls (unknown numbers).
+fn spinner(hypercalls_then_ticks: &[(u32, u32)]) -> ScriptedVcpu {
+    let mut vcpu = ScriptedVcpu::default();
+    for &(calls, ticks) in hypercalls_then_ticks {
+        for _ in 0..calls {
+            vcpu = vcpu.step(hypercall(0xdead, 0, 0));
+        }
+        for _ in 0..ticks {
+            vcpu = vcpu.step(|regs| {
+                regs.rip = 0x40_1000;
+                Exit::Interrupt
+            });
+        }
+    }
+    vcpu
+}
+
+#[test]
+fn the_watchdog_stops_a_workload_that_makes_no_hypercall_for_its_limit() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    vm.set_watchdog(crate::watchdog::WatchdogSetting {
+        limit_ms: 30,
+        tick_ms: 10,
+    });
+    // Two quiet ticks, a call, then three quiet ticks: the count restarts at the call.
+    let mut vcpu = spinner(&[(0, 2), (1, 3)]);
+    let stop = vm.run(&mut vcpu, &mut host);
+    assert_eq!(
+        stop,
+        Stop::Unresponsive {
+            limit_ms: 30,
+            rip: 0x40_1000
+        }
+    );
+    assert_eq!(vm.stats().exits, 6, "stopped at the third quiet tick");
+    assert!(
+        std::format!("{stop}").contains("no hypercall for 30 ms (watchdog)"),
+        "{stop}"
+    );
+}
+
+#[test]
+fn without_a_watchdog_ticks_only_resume_the_workload() {
+    let mut host = FakeHost::new(64);
+    let mut vm = vm(&mut host, 0x400_0000, ALL_CALLS);
+    let mut vcpu = spinner(&[(0, 100)]).step(exit_with(0));
+    assert_eq!(vm.run(&mut vcpu, &mut host), Stop::Exited { status: 0 });
+    assert_eq!(vm.stats().exits, 101);
+}

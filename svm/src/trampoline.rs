@@ -2,6 +2,11 @@
 //! saving and restoring everything VMRUN itself does not: the guest's GPRs (but RAX and
 //! RSP, which live in the VMCB), the guest's x87/SSE state (the hypervisor's Rust code
 //! uses SSE), and the VMLOAD/VMSAVE state (FS, GS, TR, LDTR, syscall MSRs).
+//!
+//! The hypervisor runs with interrupts off, but enters the guest with IF set (GIF still
+//! clear), so that a host interrupt arriving while the guest runs is an INTR exit
+//! whatever the guest's own IF (V_INTR_MASKING). After the exit, with GIF set again, one
+//! STI; NOP; CLI window lets the interrupt that caused it be taken on the host's IDT.
 
 use cloister_core::vcpu::Regs;
 use core::arch::{asm, global_asm};
@@ -68,8 +73,12 @@ global_asm!(
     "mov r11, [rsi + {r11}]", "mov r12, [rsi + {r12}]", "mov r13, [rsi + {r13}]",
     "mov r14, [rsi + {r14}]", "mov r15, [rsi + {r15}]",
     "mov rsi, [rsi + {rsi}]",
+    // The host's IF at VMRUN decides whether host interrupts reach it as exits.
+    "sti",
     "vmrun rax",
     // #VMEXIT: RAX, RSP and RFLAGS are the host's again; every other GPR is the guest's.
+    // GIF is clear, so nothing is taken before interrupts are off again.
+    "cli",
     "push rsi",
     "mov rsi, [rsp + 8]",
     "mov [rsi + {rbx}], rbx", "mov [rsi + {rcx}], rcx", "mov [rsi + {rdx}], rdx",
@@ -82,6 +91,8 @@ global_asm!(
     "mov rax, [rsp + 16]",
     "vmload rax",
     "stgi",
+    // Take a pending host interrupt (the preemption tick) here, at a known point.
+    "sti", "nop", "cli",
     "mov rcx, [rsp + 24]",
     "fxsave64 [rcx + {guest_fpu}]",
     "fxrstor64 [rcx + {host_fpu}]",

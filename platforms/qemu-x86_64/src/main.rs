@@ -18,9 +18,12 @@ mod selftest;
 mod sev_backend;
 mod tdx_backend;
 
+use alloc::vec::Vec;
 use cloister_core::Stop;
 use cloister_core::mmu::VendorMmu;
-use cloister_core::vm::{Vm, VmSpec};
+use cloister_core::vm::{RestartMemory, Vm, VmSpec};
+use cloister_core::watchdog::WatchdogSetting;
+use cloister_privmem::PrivateMemory;
 use cloister_svm::sev::ghcb_vcpu::GhcbVcpu;
 use cloister_svm::{NptFormat, Svm, SvmMmu, SvmVcpu};
 use cloister_x86::{boot, console, cpu, logger, println, set_phase};
@@ -110,7 +113,7 @@ extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
     defmt::info!("SVM enabled with nested paging");
     match BACKEND {
         Backend::SevSnp => {
-            let (vm, stop) = run(&svm, sev_backend::snp_mmu(), true);
+            let (vm, stop) = supervise(&svm, sev_backend::snp_mmu, true);
             let stats = vm.vendor().stats;
             sev_backend::report(
                 stats.rmpupdates,
@@ -121,42 +124,116 @@ extern "sysv64" fn cloister_main(protocol: u32, info: u32) -> ! {
             finish(&vm, stop)
         }
         Backend::Sev => {
-            let (vm, stop) = run(&svm, sev_backend::sev_mmu(), false);
+            let (vm, stop) = supervise(&svm, sev_backend::sev_mmu, false);
             sev_backend::report(0, 0, vm.vendor().launch_pages, 0);
             finish(&vm, stop)
         }
         Backend::Svm | Backend::Tdx => {
-            let (vm, stop) = run(&svm, SvmMmu::default(), false);
+            let (vm, stop) = supervise(&svm, SvmMmu::default, false);
             finish(&vm, stop)
         }
     }
 }
 
-/// Create the workload's VM over `vendor`, launch it and run it until it stops. `ghcb`:
-/// calls travel through the GHCB (SEV-SNP).
-fn run<V: VendorMmu>(svm: &Svm, vendor: V, ghcb: bool) -> (Vm<NptFormat, V>, Stop) {
+/// Run the workload under the configured crash policy: each instance over a vendor from
+/// `vendor`, launched and run until it stops; a stop other than its own EXIT restarts it
+/// (a new instance on the kept or fresh private memory) while restarts remain. Returns
+/// the last instance and its stop. `ghcb`: calls travel through the GHCB (SEV-SNP).
+fn supervise<V: VendorMmu>(
+    svm: &Svm,
+    mut vendor: impl FnMut() -> V,
+    ghcb: bool,
+) -> (Vm<NptFormat, V>, Stop) {
     let mut host = board_host::BoardHost;
+    if WATCHDOG_MS != 0 {
+        start_preemption_tick();
+    }
+    let mut memory = Vec::new();
+    let mut instance = 1;
+    loop {
+        let (vm, stop) = run(svm, vendor(), memory, instance, ghcb, &mut host);
+        let restarts_done = (instance - 1) as u32;
+        if matches!(stop, Stop::Exited { .. }) || restarts_done == MAX_RESTARTS {
+            return (vm, stop);
+        }
+        print_memory_line(&vm);
+        println!(
+            "cloister: workload '{}' {stop}; restarting ({} of {MAX_RESTARTS}, memory {})",
+            vm.name(),
+            restarts_done + 1,
+            if RESTART_KEEPS_MEMORY {
+                "kept"
+            } else {
+                "fresh"
+            },
+        );
+        let kept = if RESTART_KEEPS_MEMORY {
+            RestartMemory::Keep
+        } else {
+            RestartMemory::Fresh
+        };
+        let (objects, teardown) = vm.into_restart_memory(kept, &mut host);
+        if let Err(e) = teardown {
+            println!(
+                "cloister: cannot restart: the vendor refused to tear the instance down: {} ({:#x})",
+                e.name, e.code
+            );
+            debug_exit::exit(Outcome::WorkloadStopped);
+        }
+        memory = objects;
+        instance += 1;
+    }
+}
+
+/// The preemption tick the watchdog counts in: on this board the local APIC timer,
+/// whose clock in QEMU is 1 GHz (one count a nanosecond).
+fn start_preemption_tick() {
+    const COUNTS_PER_MS: u64 = 1_000_000;
+    if let Err(e) = cloister_x86::timer::start(WATCHDOG_TICK_MS * COUNTS_PER_MS) {
+        println!("cloister: cannot start the watchdog's preemption tick: {e:?}");
+        debug_exit::exit(Outcome::HypervisorFailed);
+    }
+}
+
+/// Create instance `instance` of the workload's VM over `vendor` and `memory` (the
+/// last instance's private memory objects, or none for fresh ones), launch it and run it
+/// until it stops.
+fn run<V: VendorMmu>(
+    svm: &Svm,
+    vendor: V,
+    memory: Vec<PrivateMemory>,
+    instance: u64,
+    ghcb: bool,
+    host: &mut board_host::BoardHost,
+) -> (Vm<NptFormat, V>, Stop) {
     let spec = VmSpec {
         name: WORKLOAD_NAME,
         slots: SLOTS,
         allowed_calls: ALLOWED_CALLS,
         pinning: PINNING,
-        instance: 1,
+        instance,
     };
-    let mut vm =
-        Vm::new(&spec, vendor, &mut host).unwrap_or_else(|e| panic!("cannot create the VM: {e:?}"));
+    let mut vm = Vm::with_memory(&spec, memory, vendor, host)
+        .unwrap_or_else(|(e, _)| panic!("cannot create the VM: {e:?}"));
     if BENCH_HOOKS {
         vm.enable_bench_hooks();
     }
+    if WATCHDOG_MS != 0 {
+        vm.set_watchdog(WatchdogSetting {
+            limit_ms: WATCHDOG_MS,
+            tick_ms: WATCHDOG_TICK_MS,
+        });
+    }
 
     set_phase("launch");
-    let entry = match vm.launch(WORKLOAD_IMAGE, &mut host) {
+    let entry = match vm.launch(WORKLOAD_IMAGE, host) {
         Ok(entry) => entry,
         Err(stop) => return (vm, stop),
     };
     defmt::info!(
-        "launched '{=str}': entry={=u64:#x}, {=u64} private frames prepared",
+        "launched '{=str}' (instance {=u64}): entry={=u64:#x}, {=u64} private frames prepared",
         WORKLOAD_NAME,
+        instance,
         entry.rip,
         vm.stats().launch_prepared
     );
@@ -164,9 +241,9 @@ fn run<V: VendorMmu>(svm: &Svm, vendor: V, ghcb: bool) -> (Vm<NptFormat, V>, Sto
     let vcpu = SvmVcpu::new(svm, &entry, vm.npt_root(), WORKLOAD_ASID);
     set_phase("run loop");
     let stop = if ghcb {
-        vm.run(&mut GhcbVcpu::new(vcpu), &mut host)
+        vm.run(&mut GhcbVcpu::new(vcpu), host)
     } else {
-        vm.run(&mut { vcpu }, &mut host)
+        vm.run(&mut { vcpu }, host)
     };
     (vm, stop)
 }
@@ -176,6 +253,21 @@ fn run<V: VendorMmu>(svm: &Svm, vendor: V, ghcb: bool) -> (Vm<NptFormat, V>, Sto
 fn finish<V: VendorMmu>(vm: &Vm<NptFormat, V>, stop: Stop) -> ! {
     let (name, stats) = (vm.name(), vm.stats());
     defmt::info!("workload stopped after {=u64} exits", stats.exits);
+    print_memory_line(vm);
+    println!(
+        "cloister: workload '{name}' {stop}; exits={} npf={} hypercalls={}",
+        stats.exits, stats.npf, stats.hypercalls
+    );
+    debug_exit::exit(match stop {
+        Stop::Exited { status: 0 } => Outcome::WorkloadSucceeded,
+        Stop::Exited { .. } => Outcome::WorkloadFailed,
+        _ => Outcome::WorkloadStopped,
+    })
+}
+
+/// The instance's memory counters, one line.
+fn print_memory_line<V: VendorMmu>(vm: &Vm<NptFormat, V>) {
+    let stats = vm.stats();
     println!(
         "cloister: memory: launch_prepared={} fault_prepared={} refaults={} huge_maps={} prepared={} metadata_bytes={} scrub_ticks={} table_pages={}",
         stats.launch_prepared,
@@ -187,15 +279,6 @@ fn finish<V: VendorMmu>(vm: &Vm<NptFormat, V>, stop: Stop) -> ! {
         stats.scrub_ticks,
         vm.table_pages()
     );
-    println!(
-        "cloister: workload '{name}' {stop}; exits={} npf={} hypercalls={}",
-        stats.exits, stats.npf, stats.hypercalls
-    );
-    debug_exit::exit(match stop {
-        Stop::Exited { status: 0 } => Outcome::WorkloadSucceeded,
-        Stop::Exited { .. } => Outcome::WorkloadFailed,
-        _ => Outcome::WorkloadStopped,
-    })
 }
 
 #[panic_handler]

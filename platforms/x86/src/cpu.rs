@@ -1,8 +1,10 @@
 //! Descriptor tables: a GDT with a 64-bit TSS whose IST stacks catch every exception
 //! (prebuilt `core` may use the red zone, so no exception may land on the interrupted
-//! stack), and an IDT routing all 32 exception vectors to the crash report.
+//! stack), and an IDT routing all 32 exception vectors to the crash report and the
+//! preemption tick's vectors to [`crate::timer`].
 
 use crate::exceptions::STUB_STRIDE;
+use crate::timer::IDT_VECTORS;
 use core::cell::UnsafeCell;
 use x86::Ring;
 use x86::bits64::segmentation::Descriptor64;
@@ -29,7 +31,7 @@ struct Stacks([[u8; STACK_SIZE]; IST_STACKS]);
 struct Tables {
     gdt: [u64; 5],
     tss: TaskStateSegment,
-    idt: [Descriptor64; 32],
+    idt: [Descriptor64; IDT_VECTORS],
     stacks: Stacks,
 }
 
@@ -40,7 +42,7 @@ unsafe impl Sync for TablesCell {}
 static TABLES: TablesCell = TablesCell(UnsafeCell::new(Tables {
     gdt: [0; 5],
     tss: TaskStateSegment::new(),
-    idt: [Descriptor64::NULL; 32],
+    idt: [Descriptor64::NULL; IDT_VECTORS],
     stacks: Stacks([[0; STACK_SIZE]; IST_STACKS]),
 }));
 
@@ -89,7 +91,13 @@ pub fn init() {
 
     let stubs = crate::exceptions::stubs_base();
     for (vector, entry) in t.idt.iter_mut().enumerate() {
-        let handler = stubs + (vector * STUB_STRIDE) as u64;
+        let handler = match crate::timer::handler(vector) {
+            Some(handler) => handler,
+            None if vector < 32 => stubs + (vector * STUB_STRIDE) as u64,
+            // Nothing raises the rest; one that arrived would meet a not-present gate
+            // (#NP) and end in the crash report.
+            None => continue,
+        };
         *entry = <DescriptorBuilder as GateDescriptorBuilder<u64>>::interrupt_descriptor(
             CODE_SELECTOR,
             handler,

@@ -2,7 +2,8 @@
 //! Multiboot v1, the switch to long mode on an identity map of the low 4 GiB, SSE,
 //! descriptor tables with an IST stack for every exception, a crash report for any CPU
 //! exception in the hypervisor, the hypervisor's own page tables (which leave the
-//! board's private pools out), the 16550 UART console and the defmt logger.
+//! board's private pools out), the 16550 UART console, the defmt logger and the
+//! preemption tick (the local APIC timer).
 //!
 //! The board provides `cloister_main(protocol, info)`, called in long mode on the boot
 //! stack with interrupts off, and a fatal-exit hook ([`set_fatal_exit`]).
@@ -16,6 +17,7 @@ pub mod cpu;
 mod exceptions;
 pub mod logger;
 pub mod paging;
+pub mod timer;
 pub mod uart;
 
 use core::sync::atomic::{AtomicPtr, Ordering};
