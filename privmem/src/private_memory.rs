@@ -264,7 +264,9 @@ impl PrivateMemory {
         let Some(end) = offset.checked_add(len) else {
             return false;
         };
-        if end > self.size() {
+        // An empty range is judged by the page it starts in, which must exist: at the
+        // object's end there is none to be shared.
+        if end > self.size() || offset >= self.size() {
             return false;
         }
         let last = end.div_ceil(FRAME_SIZE).max(first + 1);

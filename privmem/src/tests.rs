@@ -360,3 +360,17 @@ fn snp_04_destroy_releases_everything_but_the_quarantined_frame() {
     }
     assert_eq!(memory.destroy(&mut log), Ok(2));
 }
+
+#[test]
+fn an_empty_range_is_shared_only_inside_a_shared_page_never_past_the_end() {
+    let mut log = Log::default();
+    let mut memory = object(4 * FRAME_SIZE);
+    memory
+        .convert_to_shared(VM, 3 * FRAME_SIZE, FRAME_SIZE, &mut log)
+        .unwrap();
+    assert!(memory.is_shared(3 * FRAME_SIZE + 8, 0));
+    assert!(!memory.is_shared(0, 0), "private page");
+    // Found by the hostile-calls workload: this probe indexed one page past the end.
+    assert!(!memory.is_shared(4 * FRAME_SIZE, 0));
+    assert!(!memory.is_shared(u64::MAX, 0));
+}

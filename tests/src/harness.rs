@@ -125,3 +125,16 @@ pub fn model_line(console: &str, name: &str) -> Option<ModelLine> {
     }
     Some(model)
 }
+
+/// A counter from the `cloister: memory: ...` line the hypervisor prints before the
+/// summary (`launch_prepared`, `fault_prepared`, `prepared`, `table_pages`, ...), or
+/// `None` when the line or the counter is missing.
+pub fn memory_counter(console: &str, name: &str) -> Option<u64> {
+    let line = console
+        .lines()
+        .find_map(|l| l.strip_prefix("cloister: memory: "))?;
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?
+        .parse()
+        .ok()
+}

@@ -38,7 +38,12 @@ pub(super) fn convert<F: PteFormat, V: VendorMmu>(
     let mut done = resume;
     let mut budget = CONVERT_MAX_PAGES_PER_CALL;
     let mut skip = resume;
-    for (gpa, pages) in merged(&ranges) {
+    let mut steps = Ranges::new();
+    for step in merged(&ranges, |gpa, pages| vm.is_private_range(gpa, pages * PAGE)) {
+        // At most one step per entry: the list's own capacity.
+        let _ = steps.push(step);
+    }
+    for (gpa, pages) in steps {
         if skip >= pages {
             skip -= pages;
             continue;
@@ -106,14 +111,19 @@ fn validate<F: PteFormat, V: VendorMmu>(vm: &Vm<F, V>, ranges: &Ranges) -> Resul
     Ok(total)
 }
 
-/// The ranges in list order, each run of contiguous entries merged into one.
-fn merged(ranges: &Ranges) -> impl Iterator<Item = (u64, u64)> + '_ {
+/// The ranges in list order, each run of contiguous entries merged into one while
+/// `one_slot` says the merged range stays convertible as one (inside one slot: entries
+/// that merely touch across a slot boundary stay apart, each valid on its own).
+fn merged<'a>(
+    ranges: &'a Ranges,
+    one_slot: impl Fn(u64, u64) -> bool + 'a,
+) -> impl Iterator<Item = (u64, u64)> + 'a {
     let mut i = 0;
     core::iter::from_fn(move || {
         let &(gpa, mut pages) = ranges.get(i)?;
         i += 1;
         while let Some(&(next, more)) = ranges.get(i) {
-            if next != gpa + pages * PAGE {
+            if next != gpa + pages * PAGE || !one_slot(gpa, pages + more) {
                 break;
             }
             pages += more;

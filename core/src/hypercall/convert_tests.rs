@@ -235,3 +235,40 @@ fn conv_09_every_bad_list_is_refused_before_anything_changes() {
         "the list must be in shared memory"
     );
 }
+
+#[test]
+fn entries_that_touch_across_two_private_slots_are_converted_each_in_its_own_slot() {
+    // Private slots A [0, 4 MiB) and B [4 MiB, 8 MiB), adjacent; shared after them.
+    let slots = [
+        crate::memslot::SlotSpec {
+            gpa: 0,
+            size: 0x40_0000,
+            kind: cloister_abi::MemoryKind::Private,
+            host_base: 0x100_0000,
+            huge: false,
+        },
+        crate::memslot::SlotSpec {
+            gpa: 0x40_0000,
+            size: 0x40_0000,
+            kind: cloister_abi::MemoryKind::Private,
+            host_base: 0x200_0000,
+            huge: false,
+        },
+        slots(0x40_0000, false)[1],
+    ];
+    let mut host = FakeHost::new(64);
+    let mut vm: TestVm = Vm::new(
+        &spec(&slots, !0, Pinning::Demand, 1),
+        TestVendor::default(),
+        &mut host,
+    )
+    .unwrap();
+    // A lone page, then A's last page and B's first: valid entries each, contiguous.
+    let n = list(&mut host, &[(0x10_0000, 1), (0x3f_f000, 1), (0x40_0000, 1)]);
+    assert_eq!(convert(&mut vm, &mut host, n, CONVERT_TO_SHARED, 0), 3);
+    for gpa in [0x10_0000, 0x3f_f000, 0x40_0000] {
+        assert!(vm.is_shared_page(gpa), "{gpa:#x}");
+    }
+    assert_eq!(convert(&mut vm, &mut host, n, CONVERT_TO_PRIVATE, 0), 3);
+    assert!(!vm.is_shared_page(0x3f_f000) && !vm.is_shared_page(0x40_0000));
+}
