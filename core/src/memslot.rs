@@ -59,9 +59,11 @@ impl Memslot {
         }
     }
 
-    /// Whether `[gpa, gpa + len)` lies entirely inside the slot.
+    /// Whether `[gpa, gpa + len)` lies entirely inside the slot. An empty range belongs
+    /// to the slot its GPA falls in: not to the one that ends there.
     pub fn contains(&self, gpa: u64, len: u64) -> bool {
-        gpa >= self.gpa && len <= self.size && gpa - self.gpa <= self.size - len
+        let last = len.max(1);
+        gpa >= self.gpa && last <= self.size && gpa - self.gpa <= self.size - last
     }
 
     pub fn region(&self) -> cloister_abi::MemoryRegion {

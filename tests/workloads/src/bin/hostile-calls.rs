@@ -659,7 +659,7 @@ fn console_write_cases(run: &mut Hostile) {
     let n = Call::ConsoleWrite as u64;
     let unaligned = UNALIGNED_TEXT.len() as u64;
     let crossing = CROSSING_TEXT.len() as u64;
-    let cases: [(&str, [u64; 4], i64); 24] = [
+    let cases: [(&str, [u64; 4], i64); 25] = [
         (
             "console_write: gpa outside every region",
             [UNMAPPED, 8, 0, 0],
@@ -752,8 +752,14 @@ fn console_write_cases(run: &mut Hostile) {
             NOT_SHARED,
         ),
         (
+            // Judged by the page the GPA falls in: past S3's end, nothing.
             "console_write: length 0 at the end of shared S3",
             [S3_END, 0, 0, 0],
+            NOT_SHARED,
+        ),
+        (
+            "console_write: length 0 at the start of shared S3",
+            [S3, 0, 0, 0],
             0,
         ),
         (
