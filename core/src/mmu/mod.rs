@@ -1,6 +1,7 @@
 //! The second-level (nested) page-table engine, generic over the vendor's entry format.
 
 mod format;
+pub mod frozen;
 mod table;
 
 mod vendor;

@@ -1,7 +1,9 @@
 //! A 4-level radix table of `u64` entries: map, look up and clear leaves.
 
 use super::format::{PageSize, Perms, PteFormat};
+use super::frozen::{self, Refusal};
 use super::vendor::VendorError;
+use core::cell::Cell;
 use core::marker::PhantomData;
 
 pub const ENTRIES: usize = 512;
@@ -110,6 +112,12 @@ const fn index(gpa: u64, level: usize) -> usize {
     ((gpa >> (12 + 9 * (level - 1))) & 0x1ff) as usize
 }
 
+/// Entry `slot` of `table`, as the FROZEN protocol reaches it.
+#[inline]
+fn entry_cell(mem: &mut impl TableMemory, table: u64, slot: usize) -> &Cell<u64> {
+    Cell::from_mut(&mut mem.table(table)[slot])
+}
+
 impl<F: PteFormat> SecondLevelTable<F> {
     pub fn new(mem: &mut impl TableMemory) -> Result<Self, MmuError> {
         let root = mem.alloc_table().ok_or(MmuError::OutOfTables)?;
@@ -183,22 +191,19 @@ impl<F: PteFormat> SecondLevelTable<F> {
             return Err(MmuError::Misaligned);
         }
         let (table, slot) = self.entry_slot(mem, gpa, size, external)?;
-        let entry = &mut mem.table(table)[slot];
-        if *entry == F::FROZEN {
-            return Err(MmuError::Frozen);
-        }
-        if F::is_present(*entry) {
-            return Err(MmuError::AlreadyMapped { pte: *entry });
-        }
-        let leaf = F::leaf(pa, size, perms) | if pinned { F::PINNED } else { 0 };
+        let leaf = || F::leaf(pa, size, perms) | if pinned { F::PINNED } else { 0 };
         if !E::MIRRORED {
-            *entry = leaf;
+            let entry = entry_cell(mem, table, slot);
+            frozen::check_vacant::<F>(entry.get())?;
+            entry.set(leaf());
             return Ok(());
         }
-        let old = core::mem::replace(entry, F::FROZEN);
-        let result = external.set_leaf(mem, gpa, size, pa);
-        mem.table(table)[slot] = if result.is_ok() { leaf } else { old };
-        result
+        frozen::install::<F, _, _>(
+            mem,
+            |mem| entry_cell(mem, table, slot),
+            leaf(),
+            |mem| external.set_leaf(mem, gpa, size, pa),
+        )
     }
 
     /// Lock the entry for a `size` leaf at `gpa` by writing [`PteFormat::FROZEN`] into
@@ -217,11 +222,10 @@ impl<F: PteFormat> SecondLevelTable<F> {
         let (table, slot) = self.entry_slot(mem, gpa, size, &mut NoExternal)?;
         // A frozen 2 MiB-level entry may be one that linked a table.
         self.last_leaf_table = None;
-        let entry = &mut mem.table(table)[slot];
-        if *entry == F::FROZEN {
-            return Err(MmuError::Frozen);
-        }
-        Ok(core::mem::replace(entry, F::FROZEN))
+        let entry = entry_cell(mem, table, slot);
+        let seen = entry.get();
+        frozen::freeze::<F>(entry, seen)?;
+        Ok(seen)
     }
 
     /// Unlock an entry frozen by [`SecondLevelTable::freeze`], storing `value` (the new
@@ -234,12 +238,7 @@ impl<F: PteFormat> SecondLevelTable<F> {
         value: u64,
     ) -> Result<(), MmuError> {
         let (table, slot) = self.entry_slot(mem, gpa, size, &mut NoExternal)?;
-        let entry = &mut mem.table(table)[slot];
-        if *entry != F::FROZEN {
-            return Err(MmuError::NotFrozen { pte: *entry });
-        }
-        *entry = value;
-        Ok(())
+        frozen::unfreeze::<F>(entry_cell(mem, table, slot), value)
     }
 
     /// The table and index of the entry for a `size` leaf at `gpa`, creating the tables
@@ -271,16 +270,25 @@ impl<F: PteFormat> SecondLevelTable<F> {
             } else if !F::is_present(pte) {
                 let next = mem.alloc_table().ok_or(MmuError::OutOfTables)?;
                 if E::MIRRORED {
-                    mem.table(table)[slot] = F::FROZEN;
                     let span = 1u64 << (12 + 9 * (level - 1));
-                    if let Err(e) = external.link(mem, gpa & !(span - 1), level - 1, next) {
-                        mem.table(table)[slot] = pte;
+                    let linked = frozen::change_frozen::<F, _, _, _>(
+                        mem,
+                        move |mem| entry_cell(mem, table, slot),
+                        pte,
+                        |mem| {
+                            let covered = gpa & !(span - 1);
+                            external.link(mem, covered, level - 1, next)?;
+                            Ok(F::table(next))
+                        },
+                    );
+                    if let Err(refusal) = linked {
                         mem.free_table(next);
-                        return Err(e);
+                        return Err(refusal.into());
                     }
+                } else {
+                    mem.table(table)[slot] = F::table(next);
                 }
                 self.pages += 1;
-                mem.table(table)[slot] = F::table(next);
                 next
             } else if F::is_huge(pte) {
                 return Err(MmuError::AlreadyMapped { pte });
@@ -400,11 +408,23 @@ impl<F: PteFormat> SecondLevelTable<F> {
                 } else {
                     PageSize::Size2M
                 };
-                mem.table(table)[slot] = if walk.freeze { F::FROZEN } else { 0 };
-                let removed = remove(mem, base, size, pte);
-                mem.table(table)[slot] = if removed.is_ok() { 0 } else { pte };
-                removed?;
-                *count += 1;
+                let taken = frozen::take_leaf::<F, _, _, _>(
+                    mem,
+                    move |mem| entry_cell(mem, table, slot),
+                    pte,
+                    walk.freeze,
+                    |mem| remove(mem, base, size, pte),
+                );
+                match taken {
+                    Ok(()) => *count += 1,
+                    Err(Refusal::Refused(e)) => return Err(e),
+                    // Frozen or changed since it was read: another walker's, which only a
+                    // concurrent table has. Skipped, as a zap skips every frozen entry.
+                    Err(Refusal::Contended) => {}
+                    Err(Refusal::LockBroken { .. }) => {
+                        debug_assert!(false, "`remove` rewrote the entry it was removing");
+                    }
+                }
             }
         }
         Ok(())

@@ -20,7 +20,7 @@ pub mod paging;
 pub mod timer;
 pub mod uart;
 
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// How the hypervisor ended, for the board's exit hook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,22 +51,26 @@ pub fn fatal_exit(failure: Failure) -> ! {
     exit(failure)
 }
 
-static PHASE: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
-static PHASE_LEN: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+/// The phase as one word, so that a report interrupting `set_phase` (a machine check
+/// can) never pairs one phase's pointer with another's length: the pointer (the image
+/// is below 4 GiB) in the high bits, the length in the low 16.
+static PHASE: AtomicU64 = AtomicU64::new(0);
 
 /// Name what the hypervisor is doing, for crash reports ("boot", "launch", "run").
 pub fn set_phase(phase: &'static str) {
-    PHASE_LEN.store(phase.len(), Ordering::Relaxed);
-    PHASE.store(phase.as_ptr().cast_mut(), Ordering::Relaxed);
+    debug_assert!(phase.as_ptr() as u64 >> 48 == 0, "phase outside the low 256 TiB");
+    let len = phase.len().min(0xffff) as u64;
+    PHASE.store(((phase.as_ptr() as u64) << 16) | len, Ordering::Relaxed);
 }
 
 pub(crate) fn phase() -> &'static str {
-    let ptr = PHASE.load(Ordering::Relaxed);
-    if ptr.is_null() {
+    let word = PHASE.load(Ordering::Relaxed);
+    if word == 0 {
         return "early boot";
     }
-    // SAFETY: PHASE/PHASE_LEN come from a `&'static str` in `set_phase`; a torn read of
-    // the pair cannot happen on one CPU with interrupts off.
-    let bytes = unsafe { core::slice::from_raw_parts(ptr, PHASE_LEN.load(Ordering::Relaxed)) };
+    let (ptr, len) = ((word >> 16) as *const u8, (word & 0xffff) as usize);
+    // SAFETY: the word was packed by `set_phase` from a `&'static str` (at most 64 KiB
+    // long, below 2^48) in one store, so the pair belongs together.
+    let bytes = unsafe { core::slice::from_raw_parts(ptr, len) };
     core::str::from_utf8(bytes).unwrap_or("?")
 }

@@ -19,6 +19,7 @@ pub const HOST_PACKAGES: &[&str] = &[
     "cloister-runner",
     "xtask",
     "cloister-tests",
+    "cloister-loom-models",
 ];
 
 /// Packages built only for the bare-metal image and the workloads.
