@@ -58,7 +58,10 @@ static PHASE: AtomicU64 = AtomicU64::new(0);
 
 /// Name what the hypervisor is doing, for crash reports ("boot", "launch", "run").
 pub fn set_phase(phase: &'static str) {
-    debug_assert!(phase.as_ptr() as u64 >> 48 == 0, "phase outside the low 256 TiB");
+    debug_assert!(
+        phase.as_ptr() as u64 >> 48 == 0,
+        "phase outside the low 256 TiB"
+    );
     let len = phase.len().min(0xffff) as u64;
     PHASE.store(((phase.as_ptr() as u64) << 16) | len, Ordering::Relaxed);
 }
