@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 extern crate std;
 
 pub mod cpuid;
@@ -27,8 +27,10 @@ pub mod vcpu;
 pub mod vm;
 pub mod watchdog;
 
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod reference_models;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use exit::{Access, Exit};
 pub use stop::Stop;

@@ -1,4 +1,7 @@
 //! Host-side doubles for core's traits: memory, entry format and a scripted vCPU.
+//!
+//! Built for core's own tests and, with the `testing` feature, for the fuzz targets in
+//! fuzz/ (which drive the real VM over these doubles); never in the image.
 
 use crate::exit::Exit;
 use crate::host::{CpuidResult, Host};

@@ -1,4 +1,4 @@
-//! The command line: `cargo xtask <build|run|test|config> [options]`.
+//! The command line: `cargo xtask <build|run|test|lint|bench|fuzz|config> [options]`.
 
 use cloister_runner::{BootProtocol, Machine};
 use std::ffi::OsString;
@@ -23,7 +23,13 @@ commands:
   test                    lint, host tests (`cargo test`), then every image (config/default.toml,
                           config/edge-gateway.toml, the default's selftest images and
                           tests/configs/*.toml), then the QEMU tests (cloister-tests),
-                          then `bench --quick`
+                          then `bench --quick`, then `fuzz --time 15`
+  fuzz [--time SECONDS] [--target NAME]
+                          run the cargo-fuzz targets (fuzz/: hypercall, config, mmu_ops,
+                          privmem_ops), each for SECONDS (default 60), or only NAME;
+                          installs cargo-fuzz if missing (tools/install-fuzz.sh, needs the
+                          nightly toolchain); prints the inputs each executed and
+                          `no finding` or the crash artifact
   config check [FILE]     check FILE without building: every problem, or
                           `FILE: ok (N pools placed)`
   config explain [FILE]   check FILE, then show what it resolves to: the hypervisor's
@@ -38,7 +44,8 @@ docs/xtask.md has the details.
 exit status of `run`: the workload's exit status (255 if larger), 125 if the workload
 was stopped, 126 on a hypervisor failure, 124 on a timeout, 2 if QEMU is missing and
 cannot be installed, 1 on a usage, configuration or build error. `config` exits 0 if
-FILE is valid, 1 if not.";
+FILE is valid, 1 if not. `fuzz` exits 0 if no target found anything, 1 on a finding,
+2 if the nightly toolchain is missing.";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
@@ -47,6 +54,7 @@ pub enum Command {
     Test,
     Lint,
     Bench(BenchArgs),
+    Fuzz(FuzzArgs),
     Config(ConfigCommand),
     Help,
 }
@@ -77,6 +85,15 @@ pub struct BenchArgs {
     pub quick: bool,
 }
 
+/// `fuzz [--time SECONDS] [--target NAME]`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FuzzArgs {
+    /// How long each target runs.
+    pub seconds: u64,
+    /// Only this target (one of `fuzz_command::TARGETS`); all of them when `None`.
+    pub target: Option<String>,
+}
+
 const DEFAULT_TIMEOUT_SECS: u64 = 60;
 
 /// Parse the arguments after `cargo xtask`. Errors are one line for the user, shown
@@ -92,6 +109,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
         "test" => Command::Test,
         "lint" => Command::Lint,
         "bench" => Command::Bench(parse_bench(&mut args)?),
+        "fuzz" => Command::Fuzz(parse_fuzz(&mut args)?),
         "config" => Command::Config(parse_config(&mut args)?),
         "help" | "-h" | "--help" => Command::Help,
         other => return Err(format!("unknown command {other:?}")),
@@ -124,6 +142,30 @@ fn parse_bench(args: &mut Args) -> Result<BenchArgs, String> {
         }
     }
     Ok(bench)
+}
+
+fn parse_fuzz(args: &mut Args) -> Result<FuzzArgs, String> {
+    let mut fuzz = FuzzArgs {
+        seconds: crate::fuzz_command::DEFAULT_SECONDS,
+        target: None,
+    };
+    while let Some(option) = args.next_option()? {
+        match option.as_str() {
+            "--time" => fuzz.seconds = positive(&option, &args.text_value_of(&option)?)?,
+            "--target" => {
+                let name = args.text_value_of(&option)?;
+                if !crate::fuzz_command::TARGETS.contains(&name.as_str()) {
+                    return Err(format!(
+                        "unknown fuzz target {name:?} (targets: {})",
+                        crate::fuzz_command::TARGETS.join(", ")
+                    ));
+                }
+                fuzz.target = Some(name);
+            }
+            _ => return Err(format!("unknown option {option:?} for fuzz")),
+        }
+    }
+    Ok(fuzz)
 }
 
 fn parse_config(args: &mut Args) -> Result<ConfigCommand, String> {
@@ -333,6 +375,24 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_takes_a_time_and_a_target() {
+        assert_eq!(
+            parse_words("fuzz"),
+            Ok(Command::Fuzz(FuzzArgs {
+                seconds: 60,
+                target: None
+            }))
+        );
+        assert_eq!(
+            parse_words("fuzz --time=600 --target config"),
+            Ok(Command::Fuzz(FuzzArgs {
+                seconds: 600,
+                target: Some("config".into())
+            }))
+        );
+    }
+
+    #[test]
     fn config_commands_take_an_optional_file() {
         assert_eq!(
             parse_words("config check config/tdx.toml"),
@@ -367,6 +427,13 @@ mod tests {
             ("bench --json", "--json needs a value"),
             ("bench --quick=1", "unexpected value \"1\""),
             ("bench --icount", "unknown option \"--icount\" for bench"),
+            (
+                "fuzz --time 0",
+                "--time needs a whole number above 0, not \"0\"",
+            ),
+            ("fuzz --time", "--time needs a value"),
+            ("fuzz --target vm", "unknown fuzz target \"vm\""),
+            ("fuzz --jobs 2", "unknown option \"--jobs\" for fuzz"),
             ("test extra", "unexpected argument \"extra\""),
             ("run stray", "unexpected argument \"stray\""),
             ("config", "config needs `check` or `explain`"),

@@ -1,4 +1,4 @@
-//! `cargo xtask`: build Cloister images, boot them in QEMU, run every test.
+//! `cargo xtask`: build Cloister images, boot them in QEMU, run every test, fuzz.
 //! See `cargo xtask help` (cli.rs) for the commands and exit statuses.
 
 mod bench;
@@ -7,6 +7,7 @@ mod cli;
 mod config_command;
 mod exit_status;
 mod explain;
+mod fuzz_command;
 mod lint_command;
 mod run_command;
 mod shipped_configs;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_command::run_image(args),
         Command::Test => test_command::test_all(),
         Command::Bench(args) => bench::bench(&args),
+        Command::Fuzz(args) => fuzz_command::fuzz(&args),
         Command::Lint => {
             lint_command::lint().map(|clean| if clean { 0 } else { exit_status::FAILURE })
         }

@@ -7,9 +7,9 @@ use cloister_runner::{BuildOptions, Error, Selftest, build_image_with, ensure_qe
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Lint, host tests, every image, the QEMU tests, then the bench smoke check; stops at
-/// the first failure. The last line printed is the total of both test runs, plus one
-/// for the smoke check.
+/// Lint, host tests, every image, the QEMU tests, the bench smoke check, then a short
+/// fuzz pass; stops at the first failure. The last line printed is the total of both
+/// test runs, plus one for the smoke check and one per fuzz target.
 pub fn test_all() -> Result<u8, Error> {
     let root = workspace::root();
     let mut tally = Tally::default();
@@ -19,11 +19,11 @@ pub fn test_all() -> Result<u8, Error> {
 }
 
 fn run_steps(root: &Path, tally: &mut Tally) -> Result<u8, Error> {
-    step("0/4: lint (cargo fmt --check, clippy)");
+    step("0/5: lint (cargo fmt --check, clippy)");
     if !crate::lint_command::lint()? {
         return Ok(exit_status::FAILURE);
     }
-    step("1/4: host tests (cargo test)");
+    step("1/5: host tests (cargo test)");
     // Plain `cargo test` at the root: the default members, which all run on the host.
     let mut host_tests = cargo_command(root);
     host_tests.arg("test");
@@ -31,14 +31,14 @@ fn run_steps(root: &Path, tally: &mut Tally) -> Result<u8, Error> {
         terminal::stderr_line("cloister: host tests failed");
         return Ok(exit_status::FAILURE);
     }
-    step("2/4: images");
+    step("2/5: images");
     ensure_qemu()?;
     for (config, options) in image_builds()? {
         build_image_with(root, &config, &options)?;
     }
     let images = images_dir(root);
     step(&format!(
-        "3/4: QEMU tests (cargo test -p cloister-tests, CLOISTER_IMAGES={})",
+        "3/5: QEMU tests (cargo test -p cloister-tests, CLOISTER_IMAGES={})",
         images.display()
     ));
     let mut tests = cargo_command(root);
@@ -49,24 +49,34 @@ fn run_steps(root: &Path, tally: &mut Tally) -> Result<u8, Error> {
         terminal::stderr_line("cloister: QEMU tests failed");
         return Ok(exit_status::FAILURE);
     }
-    step("4/4: bench smoke check (cargo xtask bench --quick)");
+    step("4/5: bench smoke check (cargo xtask bench --quick)");
     // Counted as one test: it must run and read every number, whatever their values.
     let quick = BenchArgs {
         quick: true,
         ..BenchArgs::default()
     };
     match crate::bench::bench(&quick) {
-        Ok(0) => {
-            tally.passed += 1;
-            Ok(0)
-        }
+        Ok(0) => tally.passed += 1,
         failed => {
             tally.failed += 1;
             terminal::stderr_line("cloister: bench smoke check failed");
-            failed.map(|_| exit_status::FAILURE)
+            return failed.map(|_| exit_status::FAILURE);
         }
     }
+    step(&format!(
+        "5/5: bounded fuzz pass (cargo xtask fuzz --time {FUZZ_SECONDS})"
+    ));
+    // Each target counts as one test: it must build, run and find nothing in the time.
+    if !crate::fuzz_command::bounded_pass(FUZZ_SECONDS, tally)? {
+        terminal::stderr_line("cloister: the fuzz pass found something (see above)");
+        return Ok(exit_status::FAILURE);
+    }
+    Ok(0)
 }
+
+/// Seconds per fuzz target in the test run: long enough to get past the seeds into new
+/// inputs (hundreds of thousands for the fast targets), short enough for CI's two cores.
+const FUZZ_SECONDS: u64 = 15;
 
 fn step(what: &str) {
     terminal::stderr_line(&format!("cloister: test step {what}"));
