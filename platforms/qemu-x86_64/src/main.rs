@@ -156,22 +156,17 @@ fn supervise<V: VendorMmu>(
         if matches!(stop, Stop::Exited { .. }) || restarts_done == MAX_RESTARTS {
             return (vm, stop);
         }
+        let (kept, memory_name) = if RESTART_KEEPS_MEMORY {
+            (RestartMemory::Keep, "kept")
+        } else {
+            (RestartMemory::Fresh, "fresh")
+        };
         print_memory_line(&vm);
         println!(
-            "cloister: workload '{}' {stop}; restarting ({} of {MAX_RESTARTS}, memory {})",
+            "cloister: workload '{}' {stop}; restarting ({} of {MAX_RESTARTS}, memory {memory_name})",
             vm.name(),
             restarts_done + 1,
-            if RESTART_KEEPS_MEMORY {
-                "kept"
-            } else {
-                "fresh"
-            },
         );
-        let kept = if RESTART_KEEPS_MEMORY {
-            RestartMemory::Keep
-        } else {
-            RestartMemory::Fresh
-        };
         let (objects, teardown) = vm.into_restart_memory(kept, &mut host);
         if let Err(e) = teardown {
             println!(
