@@ -182,6 +182,18 @@ pub const HARDWARE_OWNERSHIP_FAULT: &str = "ownership fault reported by the hard
 /// Local retries of a fault that met contention before the VM stops.
 const FAULT_RETRIES: u32 = 16;
 
+/// The vendor's refusal recorded in `failure`, if that is what it holds (teardown
+/// reports only those).
+fn external_refusal(failure: Option<Stop>) -> Result<(), VendorError> {
+    match failure {
+        Some(Stop::Mmu {
+            error: MmuError::External(e),
+            ..
+        }) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 fn is_contention(error: MmuError) -> bool {
     match error {
         MmuError::Frozen => true,
@@ -318,13 +330,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
         }
         // Shared leaves are all that is left; then the tables themselves go.
         self.zap(0, u64::MAX, Scope::Both, host);
-        let refused = match self.failure {
-            Some(Stop::Mmu {
-                error: MmuError::External(e),
-                ..
-            }) => Err(e),
-            _ => Ok(()),
-        };
+        let refused = external_refusal(self.failure);
         let retired = self.tables.destroy(host, &mut self.vendor);
         for slot in self.slots {
             if let Backing::Private(object) = slot.backing {
@@ -361,13 +367,7 @@ impl<F: PteFormat, V: VendorMmu> Vm<F, V> {
                     .map_err(ConvertError::Private),
             };
         }
-        let unmap_refused = match self.failure.take() {
-            Some(Stop::Mmu {
-                error: MmuError::External(e),
-                ..
-            }) => Err(e),
-            _ => Ok(()),
-        };
+        let unmap_refused = external_refusal(self.failure.take());
         let (objects, refused) = self.into_memory(host);
         let refused = unmap_refused.and(refused);
         match memory {
